@@ -1,0 +1,190 @@
+"""`E5`: load a checkpoint once, then embed queries and passages exactly as the model card does."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from e5kit.encode.batching import DEFAULT_MAX_TOKENS, TokenBudgetBatcher
+from e5kit.encode.engine import EncodeEngine, EncodeStats
+from e5kit.encode.precision import DTYPES, resolve_device, resolve_precision
+from e5kit.model.checkpoint import DEFAULT_MODEL, Checkpoint, read_checkpoint
+from e5kit.model.encoder import TransformerEncoder, load_hf_model, load_tokenizer
+from e5kit.model.prompts import PromptPolicy, add_prefix, passage_text, policy_for
+
+log = logging.getLogger("e5kit")
+
+Texts = str | Sequence[str] | Iterable[str]
+
+
+def _as_texts(texts: Any, what: str = "text") -> list[str]:
+    """A list of str from a str, sequence or iterable; non-str items raise TypeError naming the index."""
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (bytes, Mapping)) or not isinstance(texts, Iterable):
+        raise TypeError(f"expected a str or a list of str, got {type(texts).__name__}")
+    items = list(texts)
+    for i, t in enumerate(items):
+        if not isinstance(t, str):
+            raise TypeError(f"{what} at index {i} is {type(t).__name__}, expected str")
+    return items
+
+
+class E5:
+    """An E5-style text encoder: BERT-family model, mean pooling, L2 norm, role prefixes.
+
+    `model` is a local folder (Hugging Face or sentence-transformers layout) or a hub id; the
+    default is intfloat/e5-base-unsupervised. `precision` is one of fp32 (exact, default), bf16,
+    fp16 (GPU). `prompts` overrides the prefix policy, e.g. {"query": "query: ", "passage": "passage: "}.
+    """
+
+    def __init__(self, model: str | os.PathLike[str] = DEFAULT_MODEL, device: str | None = None,
+                 precision: str | None = None, *, prompts: Mapping[str, str] | None = None,
+                 max_seq_length: int | None = None, max_tokens_per_batch: int = DEFAULT_MAX_TOKENS) -> None:
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.checkpoint: Checkpoint = read_checkpoint(model)
+        if max_seq_length is not None:
+            if not isinstance(max_seq_length, int) or not 2 <= max_seq_length <= self.checkpoint.max_seq_length:
+                raise ValueError(
+                    f"max_seq_length must be an int in [2, {self.checkpoint.max_seq_length}], got {max_seq_length!r}"
+                )
+        self.max_seq_length = max_seq_length or self.checkpoint.max_seq_length
+        self.policy: PromptPolicy = policy_for(self._family_name(), self.checkpoint.stored_prompts, prompts)
+        tokenizer = load_tokenizer(self.checkpoint)
+        tokenizer = type(tokenizer)(tokenizer.hf, self.max_seq_length)
+        hf_model = load_hf_model(self.checkpoint)
+        encoder = TransformerEncoder(hf_model, tokenizer.pad_id, self.checkpoint.pooling, self.device,
+                                     DTYPES[self.precision])
+        self.dim = int(hf_model.config.hidden_size)
+        self.engine = EncodeEngine(tokenizer, encoder, TokenBudgetBatcher(max_tokens=max_tokens_per_batch), self.dim)
+        self.last_stats = EncodeStats()
+
+    def _family_name(self) -> str:
+        """The name the prefix policy matches on: hub id, else folder name, else config's origin."""
+        name = self.checkpoint.name.rstrip("/")
+        if not Path(name).expanduser().is_dir():
+            return name
+        folder = Path(name).expanduser().resolve().name
+        origin = str(self.checkpoint.config.get("_name_or_path") or "")
+        return folder if policy_for(folder, None).source != "none" else origin
+
+    # -- what the model is --------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.checkpoint.name
+
+    @property
+    def prompts(self) -> dict[str, str]:
+        """The prefixes in force, by role; empty for models that use none."""
+        return dict(self.policy.prompts)
+
+    @property
+    def revision(self) -> str | None:
+        return self.checkpoint.revision
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 over config and weights files: identifies the exact weights in caches and results."""
+        digest = hashlib.sha256()
+        for file in ("config.json", self.checkpoint.weights_file):
+            with open(self.checkpoint.path / file, "rb") as fh:
+                while block := fh.read(1 << 22):
+                    digest.update(block)
+        return digest.hexdigest()
+
+    def info(self) -> dict[str, Any]:
+        """Everything a result or a server's /info needs to say which model made an embedding."""
+        return {
+            "model": self.name, "revision": self.revision, "dim": self.dim, "max_seq_length": self.max_seq_length,
+            "precision": self.precision, "device": str(self.device), "prompts": self.prompts,
+            "prompt_source": self.policy.source, "pooling": self.checkpoint.pooling,
+        }
+
+    def __repr__(self) -> str:
+        return f"E5({self.name!r}, device={str(self.device)!r}, precision={self.precision!r}, dim={self.dim})"
+
+    # -- encoding -----------------------------------------------------------------------------
+    def _prefix(self, prefix: str | None, prompt_name: str | None) -> str:
+        if prefix is not None and prompt_name is not None:
+            raise ValueError("give either prefix= or prompt_name=, not both")
+        if prompt_name is not None:
+            if prompt_name not in self.policy.prompts and prompt_name != "none":
+                if self.policy.prompts:
+                    raise ValueError(f"prompt_name {prompt_name!r} is not one of {sorted(self.policy.prompts)}")
+                return ""  # a model without prompts takes every role without a prefix
+            return self.policy.prefix_for(prompt_name)
+        if prefix is not None and not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+        return prefix or ""
+
+    def encode(self, texts: Texts, *, prefix: str | None = None, prompt_name: str | None = None,
+               normalize: bool = True, show_progress: bool | None = None) -> np.ndarray:
+        """Embed texts as given, after adding `prefix` (or the prompt named `prompt_name`).
+
+        Returns float32 (n, dim) in input order; an empty list gives (0, dim). Empty strings are
+        valid: they embed as the prefix plus the special tokens, exactly as the reference code does.
+        """
+        items = _as_texts(texts)
+        pre = self._prefix(prefix, prompt_name)
+        stats = EncodeStats()
+        out = self.engine.encode([add_prefix(t, pre) for t in items], normalize=normalize,
+                                 show_progress=show_progress, stats=stats)
+        self.last_stats = stats
+        return out
+
+    def encode_queries(self, texts: Texts, **kwargs: Any) -> np.ndarray:
+        """Embed queries with the model's query prompt ("query: " for E5)."""
+        return self.encode(texts, prompt_name="query", **kwargs)
+
+    def encode_passages(self, passages: str | Iterable[str | Mapping[str, str]], **kwargs: Any) -> np.ndarray:
+        """Embed passages (str, or {"title", "text"} joined as title + " " + text) with the passage prompt."""
+        items = [passages] if isinstance(passages, (str, Mapping)) else passages
+        if not isinstance(items, Iterable):
+            raise TypeError(f"expected passages as a list, got {type(passages).__name__}")
+        return self.encode([passage_text(p, i) for i, p in enumerate(items)], prompt_name="passage", **kwargs)
+
+    def iter_encode(self, texts: Iterable[str], *, prefix: str | None = None, prompt_name: str | None = None,
+                    normalize: bool = True, show_progress: bool | None = None, total: int | None = None,
+                    chunk_size: int | None = None) -> Iterator[np.ndarray]:
+        """Stream (chunk, dim) arrays for a stream of texts too large to hold; memory bounded by chunk_size."""
+        pre = self._prefix(prefix, prompt_name)
+
+        def prefixed() -> Iterator[str]:
+            for i, t in enumerate(texts):
+                if not isinstance(t, str):
+                    raise TypeError(f"text at index {i} is {type(t).__name__}, expected str")
+                yield add_prefix(t, pre)
+
+        kwargs = {"chunk_size": chunk_size} if chunk_size else {}
+        self.last_stats = EncodeStats()
+        yield from self.engine.iter_encode(prefixed(), normalize=normalize, show_progress=show_progress,
+                                           total=total, stats=self.last_stats, **kwargs)
+
+    def count_tokens(self, texts: Texts, *, prefix: str | None = None, prompt_name: str | None = None) -> list[int]:
+        """Tokens per text after prefixing and truncation (special tokens included)."""
+        pre = self._prefix(prefix, prompt_name)
+        return self.engine.tokenizer([add_prefix(t, pre) for t in _as_texts(texts)]).lengths
+
+    @staticmethod
+    def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Cosine similarity matrix (len(a), len(b)); 1-D inputs are treated as one row."""
+        a2, b2 = np.atleast_2d(np.asarray(a, dtype=np.float32)), np.atleast_2d(np.asarray(b, dtype=np.float32))
+        if a2.ndim != 2 or b2.ndim != 2 or a2.shape[1] != b2.shape[1]:
+            raise ValueError(f"similarity needs (n, d) and (m, d) arrays with equal d, got {a2.shape} and {b2.shape}")
+        an = a2 / np.maximum(np.linalg.norm(a2, axis=1, keepdims=True), 1e-12)
+        bn = b2 / np.maximum(np.linalg.norm(b2, axis=1, keepdims=True), 1e-12)
+        return an @ bn.T
+
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Write Hugging Face + sentence-transformers layout with prompts, loadable by both and by E5."""
+        from e5kit.model.save import save_checkpoint
+
+        return save_checkpoint(self, Path(folder))

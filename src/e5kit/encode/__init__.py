@@ -1,0 +1,1 @@
+"""Turning many texts into embeddings fast: token-budget batching, precision, streaming."""

@@ -1,0 +1,48 @@
+"""Token-budget batching: sort by length, cut batches so padded tokens stay under a budget.
+
+Sorting makes each batch's sequences nearly equal in length, so little compute is spent on
+padding; the budget (batch size x longest sequence) keeps activation memory flat whatever the
+mix of lengths. Longest batches come first so that an out-of-memory shows at once, not at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+DEFAULT_MAX_TOKENS = 16384
+DEFAULT_MAX_BATCH = 512
+
+
+@dataclass(frozen=True)
+class TokenBudgetBatcher:
+    """Groups sequence indices into batches whose padded size stays within `max_tokens`."""
+
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    max_batch_size: int = DEFAULT_MAX_BATCH
+
+    def __post_init__(self) -> None:
+        for name in ("max_tokens", "max_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+    def batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Index lists, longest sequences first; every index appears exactly once.
+
+        A single sequence longer than the budget still gets a batch of its own.
+        """
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        out: list[list[int]] = []
+        current: list[int] = []
+        longest = 0
+        for i in order:
+            width = max(longest, lengths[i])
+            if current and ((len(current) + 1) * width > self.max_tokens or len(current) >= self.max_batch_size):
+                out.append(current)
+                current, width = [], lengths[i]
+            current.append(i)
+            longest = width
+        if current:
+            out.append(current)
+        return out

@@ -1,0 +1,111 @@
+"""The encode loop: tokenize once, batch by token budget, run, restore input order."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+
+import numpy as np
+
+from e5kit.encode.batching import TokenBudgetBatcher
+from e5kit.model.encoder import TransformerEncoder
+from e5kit.model.tokenize import TextTokenizer
+
+log = logging.getLogger("e5kit")
+
+CHUNK_TEXTS = 32768  # texts tokenized and sorted together; bounds memory for streamed input
+PROGRESS_MIN_TEXTS = 256
+
+
+@dataclass
+class EncodeStats:
+    """What one encode call did: counts for logs, results and tokens/s."""
+
+    texts: int = 0
+    tokens: int = 0  # real (non-padding) tokens, special tokens included
+    padded_tokens: int = 0
+    truncated: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    max_length: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def add(self, other: EncodeStats) -> None:
+        for name in ("texts", "tokens", "padded_tokens", "truncated", "batches", "seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def _progress(total: int, show: bool | None, desc: str):
+    if show is None:
+        show = total >= PROGRESS_MIN_TEXTS and sys.stderr.isatty()
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="text", dynamic_ncols=True, leave=False)
+
+
+class EncodeEngine:
+    """Tokenizer + encoder + batcher: texts in, float32 (n, dim) embeddings out, in input order."""
+
+    def __init__(self, tokenizer: TextTokenizer, encoder: TransformerEncoder, batcher: TokenBudgetBatcher,
+                 dim: int) -> None:
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        self.batcher = batcher
+        self.dim = dim
+
+    def encode_chunk(self, texts: Sequence[str], *, normalize: bool, bar=None) -> tuple[np.ndarray, EncodeStats]:
+        """Embeddings of one in-memory chunk of texts, with what it cost."""
+        start = time.perf_counter()
+        tokens = self.tokenizer(texts)
+        lengths = tokens.lengths
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        stats = EncodeStats(texts=len(texts), tokens=sum(lengths), truncated=tokens.truncated,
+                            max_length=self.tokenizer.max_length)
+        for batch in self.batcher.batches(lengths):
+            vectors = self.encoder.embed([tokens.ids[i] for i in batch], normalize=normalize)
+            out[batch] = vectors.numpy()
+            stats.batches += 1
+            stats.padded_tokens += len(batch) * max(lengths[i] for i in batch)
+            if bar is not None:
+                bar.update(len(batch))
+        stats.seconds = time.perf_counter() - start
+        return out, stats
+
+    def iter_encode(self, texts: Iterable[str], *, normalize: bool = True, show_progress: bool | None = None,
+                    total: int | None = None, chunk_size: int = CHUNK_TEXTS,
+                    stats: EncodeStats | None = None) -> Iterator[np.ndarray]:
+        """Stream embeddings chunk by chunk; memory is bounded by `chunk_size`, not by the input."""
+        stats = stats if stats is not None else EncodeStats()
+        bar = _progress(total if total is not None else 0, show_progress if total else False, "encode")
+        iterator = iter(texts)
+        try:
+            while chunk := list(islice(iterator, chunk_size)):
+                vectors, chunk_stats = self.encode_chunk(chunk, normalize=normalize, bar=bar)
+                stats.add(chunk_stats)
+                yield vectors
+        finally:
+            if bar is not None:
+                bar.close()
+            stats.max_length = self.tokenizer.max_length
+            if stats.truncated:
+                log.warning("%d of %d inputs were longer than %d tokens and were truncated",
+                            stats.truncated, stats.texts, self.tokenizer.max_length)
+
+    def encode(self, texts: Sequence[str], *, normalize: bool = True, show_progress: bool | None = None,
+               stats: EncodeStats | None = None) -> np.ndarray:
+        """All embeddings as one (n, dim) float32 array."""
+        parts = list(self.iter_encode(texts, normalize=normalize, show_progress=show_progress,
+                                      total=len(texts), stats=stats))
+        if not parts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -1,0 +1,171 @@
+"""Find a checkpoint (local folder or hub id) and read what inference needs from it.
+
+Reads both layouts: plain Hugging Face (config.json + weights + tokenizer files) and
+sentence-transformers (modules.json, sentence_bert_config.json, 1_Pooling/config.json,
+config_sentence_transformers.json). Every failure is a ModelLoadError naming the model and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from e5kit.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "intfloat/e5-base-unsupervised"
+# Encoders whose outputs mean-pool like BERT's (E5 is BERT; multilingual-e5 is XLM-R).
+BERT_FAMILY = frozenset({"bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra", "mpnet"})
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "vocab.json")
+POOLING_MODES = frozenset({"mean", "cls"})
+HUB_PATTERNS = [
+    "*.json", "*.txt", "*.model", "model.safetensors", "model.safetensors.index.json",
+    "model-*.safetensors", "1_Pooling/*", "2_Normalize/*",
+]
+HOW_TO_FIX = (
+    "Pass a local folder instead, e.g. E5('/path/to/e5-base-unsupervised') or --model /path/to/folder "
+    "(a folder with config.json, model.safetensors and tokenizer files)."
+)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a resolved checkpoint folder says about inference, before any weights are read."""
+
+    name: str  # what the user asked for
+    path: Path  # local folder
+    config: dict[str, Any]
+    weights_file: str
+    max_seq_length: int
+    pooling: str = "mean"
+    normalize: bool = True
+    stored_prompts: dict[str, str] = field(default_factory=dict)
+    revision: str | None = None  # hub commit, when resolved from the hub
+
+    @property
+    def model_type(self) -> str:
+        return str(self.config.get("model_type", ""))
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.config.get("hidden_size") or self.config.get("dim") or 0)
+
+
+def resolve(model: str | os.PathLike[str]) -> tuple[Path, str | None]:
+    """Local folder for `model` and its hub revision (None for local folders).
+
+    A path that exists is used as is. Anything else is a hub id, downloaded once and then served
+    from the huggingface_hub cache, also offline (huggingface_hub falls back to the cache itself).
+    """
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path, None
+    name = str(model)
+    if path.exists():
+        raise ModelLoadError(f"model {name!r} is a file, not a folder. {HOW_TO_FIX}")
+    if name.count("/") != 1 or name.startswith(("/", ".", "~")):
+        raise ModelLoadError(f"model {name!r}: no such folder, and not a hub id of the form 'org/name'. {HOW_TO_FIX}")
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(name, allow_patterns=HUB_PATTERNS))
+    except Exception as exc:  # network, auth, missing repo: all end in one clear message
+        offline = "offline" if os.environ.get("HF_HUB_OFFLINE") else "the hub could not be reached or refused it"
+        raise ModelLoadError(
+            f"model {name!r} is not in the local huggingface cache and {offline} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). "
+            f"Download it once while online, or {HOW_TO_FIX[0].lower()}{HOW_TO_FIX[1:]}"
+        ) from exc
+    return folder, folder.name if folder.parent.name == "snapshots" else None
+
+
+def _read_json(path: Path, name: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"model {name!r}: {path.name} is unreadable or not JSON ({exc}). {HOW_TO_FIX}") from exc
+
+
+def _st_modules(folder: Path, name: str) -> tuple[str, bool, int | None]:
+    """Pooling mode, whether a Normalize module follows, and max_seq_length from the ST layout."""
+    pooling, normalize, max_len = "mean", True, None
+    modules_file = folder / "modules.json"
+    if not modules_file.exists():
+        return pooling, normalize, max_len
+    modules = _read_json(modules_file, name)
+    types = [m.get("type", "") for m in modules]
+    normalize = any(t.endswith("Normalize") for t in types)
+    for m in modules:
+        if m.get("type", "").endswith("Pooling"):
+            cfg_file = folder / m.get("path", "1_Pooling") / "config.json"
+            if cfg_file.exists():
+                cfg = _read_json(cfg_file, name)
+                modes = [k for k, v in cfg.items() if k.startswith("pooling_mode_") and v]
+                mode = cfg.get("pooling_mode") or (modes[0].removeprefix("pooling_mode_") if modes else "mean_tokens")
+                pooling = {"mean_tokens": "mean", "cls_token": "cls"}.get(mode, mode)
+    sbert = folder / "sentence_bert_config.json"
+    for m in modules:  # old layouts keep it in the transformer module's folder
+        if not sbert.exists() and m.get("type", "").endswith("Transformer"):
+            sbert = folder / m.get("path", "") / "sentence_bert_config.json"
+    if sbert.exists():
+        max_len = _read_json(sbert, name).get("max_seq_length")
+    return pooling, normalize, max_len
+
+
+def _transformer_folder(root: Path, name: str) -> Path:
+    """The folder holding config.json: the root, or an old ST layout's transformer module folder."""
+    modules_file = root / "modules.json"
+    if (root / "config.json").exists() or not modules_file.exists():
+        return root
+    for m in _read_json(modules_file, name):
+        if m.get("type", "").endswith("Transformer") and m.get("path"):
+            return root / m["path"]
+    return root
+
+
+def _max_positions(config: dict[str, Any]) -> int:
+    positions = int(config.get("max_position_embeddings") or 512)
+    # RoBERTa-style models reserve padding_idx + 1 positions.
+    if config.get("model_type") in {"roberta", "xlm-roberta", "camembert"}:
+        positions -= int(config.get("pad_token_id", 1)) + 1
+    return positions
+
+
+def read_checkpoint(model: str | os.PathLike[str]) -> Checkpoint:
+    """Resolve `model` and validate the folder: config, family, weights, tokenizer, ST settings."""
+    name = str(model)
+    root, revision = resolve(model)
+    folder = _transformer_folder(root, name)
+    config_file = folder / "config.json"
+    if not config_file.exists():
+        raise ModelLoadError(f"model {name!r}: {folder} has no config.json. {HOW_TO_FIX}")
+    config = _read_json(config_file, name)
+    if not isinstance(config, dict) or config.get("model_type") not in BERT_FAMILY:
+        found = config.get("model_type") if isinstance(config, dict) else type(config).__name__
+        raise ModelLoadError(
+            f"model {name!r} is model_type {found!r}, not a BERT-family encoder "
+            f"(supported: {', '.join(sorted(BERT_FAMILY))})."
+        )
+    weights = next((f for f in WEIGHT_FILES if (folder / f).exists()), None)
+    if weights is None:
+        raise ModelLoadError(f"model {name!r}: no weights in {folder} (looked for {', '.join(WEIGHT_FILES)}). {HOW_TO_FIX}")
+    if not any((folder / f).exists() for f in TOKENIZER_FILES):
+        raise ModelLoadError(
+            f"model {name!r}: no tokenizer files in {folder} (looked for {', '.join(TOKENIZER_FILES)}). {HOW_TO_FIX}"
+        )
+    pooling, normalize, st_max = _st_modules(root, name)
+    if pooling not in POOLING_MODES:
+        log.warning("model %r stores pooling %r, which e5kit lacks; using mean pooling as E5 does", name, pooling)
+        pooling = "mean"
+    stored = {}
+    st_config = root / "config_sentence_transformers.json"
+    if st_config.exists():
+        stored = dict(_read_json(st_config, name).get("prompts") or {})
+    max_len = min(int(st_max), _max_positions(config)) if st_max else _max_positions(config)
+    return Checkpoint(name, folder, config, weights, max_len, pooling, normalize, stored, revision)

@@ -1,0 +1,98 @@
+"""The encoder: a Hugging Face BERT-family model plus E5 pooling and normalization."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+
+from e5kit.errors import ModelLoadError
+from e5kit.model.checkpoint import HOW_TO_FIX, Checkpoint
+from e5kit.model.pooling import POOLERS, l2_normalize
+from e5kit.model.tokenize import TextTokenizer
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """No transformers progress bars while loading or saving: one per call is noise."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def load_hf_model(ckpt: Checkpoint) -> torch.nn.Module:
+    """transformers AutoModel from the checkpoint folder; pickle weights only with weights_only=True."""
+    from transformers import AutoModel
+
+    if ckpt.weights_file.startswith("pytorch_model"):
+        log.warning(
+            "model %r: loading pickle weights %s safely (torch.load weights_only=True); "
+            "E5.save() writes model.safetensors", ckpt.name, ckpt.weights_file,
+        )
+    try:
+        with quiet_transformers():
+            model = AutoModel.from_pretrained(
+                ckpt.path, attn_implementation="sdpa",
+                use_safetensors=ckpt.weights_file.endswith(("safetensors", "safetensors.index.json")),
+            )
+    except Exception as exc:
+        raise ModelLoadError(
+            f"model {ckpt.name!r}: weights in {ckpt.path / ckpt.weights_file} could not be loaded "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}). {HOW_TO_FIX}"
+        ) from exc
+    return model.eval()
+
+
+def load_tokenizer(ckpt: Checkpoint) -> TextTokenizer:
+    from transformers import AutoTokenizer
+
+    try:
+        hf = AutoTokenizer.from_pretrained(ckpt.path, use_fast=True)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"model {ckpt.name!r}: tokenizer files in {ckpt.path} could not be loaded "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}). {HOW_TO_FIX}"
+        ) from exc
+    return TextTokenizer(hf, ckpt.max_seq_length)
+
+
+class TransformerEncoder:
+    """Runs padded batches of token ids through the model and pools them to (B, H) embeddings."""
+
+    def __init__(self, model: torch.nn.Module, pad_id: int, pooling: str, device: torch.device,
+                 dtype: torch.dtype) -> None:
+        self.model = model.to(device=device, dtype=dtype)
+        self.pad_id = pad_id
+        self.pool = POOLERS[pooling]
+        self.device = device
+        self.dtype = dtype
+
+    def pad(self, ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) input ids and attention mask, padded on the right to the longest in the batch."""
+        width = max(len(x) for x in ids)
+        input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+            mask[row, : len(seq)] = 1
+        return input_ids.to(self.device), mask.to(self.device)
+
+    @torch.inference_mode()
+    def embed(self, ids: Sequence[Sequence[int]], normalize: bool = True) -> torch.Tensor:
+        """Embeddings (B, H) as float32 on the CPU."""
+        input_ids, mask = self.pad(ids)
+        hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (B, T, H)
+        pooled = self.pool(hidden.float(), mask)  # (B, H), pooled in fp32 whatever the model dtype
+        if normalize:
+            pooled = l2_normalize(pooled)
+        return pooled.cpu()

@@ -1,0 +1,27 @@
+"""Pooling and normalization exactly as the E5 model card: mean over real tokens, then L2."""
+
+from __future__ import annotations
+
+import torch
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `hidden` (B, T, H) over positions where `mask` (B, T) is 1; padding counts for nothing."""
+    mask_f = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    summed = (hidden * mask_f).sum(dim=1)  # (B, H)
+    counts = mask_f.sum(dim=1).clamp(min=1.0)  # (B, 1)
+    return summed / counts
+
+
+def cls_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """First token's state (B, H), for checkpoints that store CLS pooling (not E5)."""
+    del mask
+    return hidden[:, 0]
+
+
+POOLERS = {"mean": mean_pool, "cls": cls_pool}
+
+
+def l2_normalize(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Rows scaled to unit length, as torch.nn.functional.normalize(p=2, dim=-1)."""
+    return torch.nn.functional.normalize(x, p=2.0, dim=-1, eps=eps)

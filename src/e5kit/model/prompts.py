@@ -1,0 +1,75 @@
+"""Prompt (prefix) policy as data: which prefix each role gets for a given checkpoint.
+
+E5 models were trained with "query: " and "passage: " on every input and do worse without them
+(shared/docs/e5.md). Checkpoints on the hub do not store these prompts, so the family is recognised
+by name. A checkpoint whose sentence-transformers config stores prompts is trusted as is; any other
+checkpoint gets no prefix, as its authors evaluate it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+E5_PROMPTS: dict[str, str] = {"query": "query: ", "passage": "passage: "}
+
+# (pattern on the model name, prompts). First match wins. Names are hub ids or folder names.
+KNOWN_FAMILIES: tuple[tuple[str, Mapping[str, str]], ...] = (
+    (r"(^|[/_-])(multilingual-)?e5-(small|base|large)(-v2)?(-unsupervised)?(-instruct)?$", E5_PROMPTS),
+)
+
+
+@dataclass(frozen=True)
+class PromptPolicy:
+    """The prompts in force for a model and where they came from (for results and `E5.prompts`)."""
+
+    prompts: Mapping[str, str] = field(default_factory=dict)
+    source: str = "none"  # "checkpoint", "family:<pattern>", "user" or "none"
+
+    def prefix_for(self, role: str | None) -> str:
+        """Prefix for a role ("query", "passage", ...); "" for None or a role the policy lacks."""
+        if role is None or role == "none":
+            return ""
+        return self.prompts.get(role, "")
+
+
+def policy_for(
+    name: str,
+    stored_prompts: Mapping[str, str] | None,
+    override: Mapping[str, str] | None = None,
+) -> PromptPolicy:
+    """Choose the prompt policy: user override, then prompts stored in the checkpoint, then family."""
+    if override is not None:
+        return PromptPolicy(dict(override), "user")
+    if stored_prompts:
+        return PromptPolicy(dict(stored_prompts), "checkpoint")
+    base = name.rstrip("/").lower()
+    for pattern, prompts in KNOWN_FAMILIES:
+        if re.search(pattern, base):
+            return PromptPolicy(dict(prompts), f"family:{pattern}")
+    return PromptPolicy({}, "none")
+
+
+def add_prefix(text: str, prefix: str) -> str:
+    """Prepend `prefix` unless the text already starts with it (a prefix is never doubled)."""
+    if not prefix or text.startswith(prefix):
+        return text
+    return prefix + text
+
+
+def passage_text(item: object, index: int) -> str:
+    """A passage as one string: a str as is, a {"title", "text"} mapping as title + " " + text.
+
+    An empty or missing title gives just the text, as BEIR and mteb join them (stripped).
+    """
+    if isinstance(item, str):
+        return item
+    if isinstance(item, Mapping):
+        if "text" not in item:
+            raise TypeError(f"passage at index {index} is a mapping without a 'text' key (keys: {sorted(item)})")
+        text, title = item["text"], item.get("title") or ""
+        if not isinstance(text, str) or not isinstance(title, str):
+            raise TypeError(f"passage at index {index}: 'title' and 'text' must be str")
+        return f"{title} {text}".strip() if title else text
+    raise TypeError(f"passage at index {index} is {type(item).__name__}; expected str or {{'title', 'text'}} dict")
