@@ -9,7 +9,9 @@ import numpy as np
 DEFAULT_BLOCK = 65536
 
 
-def _merge(best_s: np.ndarray, best_i: np.ndarray, s: np.ndarray, i: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _merge(
+    best_s: np.ndarray, best_i: np.ndarray, s: np.ndarray, i: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Keep the k best of two candidate sets per row; ties go to the smaller corpus index."""
     all_s = np.concatenate([best_s, s], axis=1)
     all_i = np.concatenate([best_i, i], axis=1)
@@ -40,14 +42,19 @@ def topk_blocks(queries: np.ndarray, blocks: Iterable[np.ndarray], k: int) -> tu
             continue
         scores = q @ block.astype(np.float32, copy=False).T  # (q, b)
         kk = min(k, scores.shape[1])
-        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if scores.shape[1] > kk else \
-            np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+        part = (
+            np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+            if scores.shape[1] > kk
+            else np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+        )
         s = np.take_along_axis(scores, part, axis=1)
         best_s, best_i = _merge(best_s, best_i, s, part.astype(np.int64) + offset, k)
         offset += len(block)
     return best_s, best_i
 
 
-def topk(queries: np.ndarray, corpus: np.ndarray, k: int, block_size: int = DEFAULT_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+def topk(
+    queries: np.ndarray, corpus: np.ndarray, k: int, block_size: int = DEFAULT_BLOCK
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k over an in-memory or memory-mapped (n, d) corpus, scanned in blocks."""
-    return topk_blocks(queries, (corpus[s:s + block_size] for s in range(0, len(corpus), block_size)), k)
+    return topk_blocks(queries, (corpus[s : s + block_size] for s in range(0, len(corpus), block_size)), k)

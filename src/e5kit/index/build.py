@@ -1,0 +1,524 @@
+"""Build an index: stream a corpus, encode it shard by shard, write shards atomically, resume, append, split.
+
+Shard j holds a fixed range of corpus positions, so a shard's embeddings depend only on its own texts:
+a rerun after a crash skips finished shards (their content hash is checked against the corpus) and
+ends identical to an uninterrupted build. Running again over a grown corpus keeps the finished index
+as its base and encodes only the documents after it. `shard=(i, n)` (or torchrun's RANK/WORLD_SIZE)
+encodes only shards j with j % n == i, so n processes fill one folder; `merge_index` then checks
+completeness (every shard, contiguous ranges, checksums, unique ids) and marks the index complete.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from e5kit.errors import InputFormatError
+from e5kit.index.corpus import CorpusFields, iter_corpus, records_digest, resolve_corpus
+from e5kit.index.layout import (
+    DEFAULT_SHARD_SIZE,
+    DTYPES,
+    FORMAT,
+    QUANTIZED,
+    IndexFormatError,
+    IndexLayout,
+    IndexSettings,
+    ShardMeta,
+    read_json,
+    write_json,
+)
+from e5kit.io.records import TextRecord
+
+log = logging.getLogger("e5kit")
+
+
+@dataclass
+class BuildReport:
+    """What a build call did."""
+
+    folder: Path
+    docs: int = 0  # documents in the corpus
+    shards: int = 0  # shards in the corpus layout
+    encoded_docs: int = 0  # documents encoded by this call
+    encoded_shards: int = 0
+    skipped_shards: int = 0  # finished before (resume) or in the base (append)
+    skipped_empty: list[str] = field(default_factory=list)
+    encode_seconds: float = 0.0
+    seconds: float = 0.0
+    complete: bool = False
+
+    @property
+    def docs_per_second(self) -> float:
+        return self.encoded_docs / self.seconds if self.seconds > 0 else 0.0
+
+
+def parse_shard_spec(spec: str | tuple[int, int] | None) -> tuple[int, int]:
+    """(i, n) from "i/n", a tuple, or torchrun's RANK/WORLD_SIZE environment; (0, 1) when none."""
+    if spec is None:
+        rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+        if rank is None or world is None:
+            return 0, 1
+        spec = (int(rank), int(world))
+    if isinstance(spec, str):
+        try:
+            i_s, n_s = spec.split("/")
+            spec = (int(i_s), int(n_s))
+        except ValueError as exc:
+            raise ValueError(f"shard spec {spec!r} is not of the form i/n, e.g. 0/4") from exc
+    i, n = spec
+    if not (isinstance(i, int) and isinstance(n, int) and n >= 1 and 0 <= i < n):
+        raise ValueError(f"shard spec {i}/{n} must have 0 <= i < n")
+    return i, n
+
+
+def _settings(
+    model: Any,
+    existing: IndexSettings | None,
+    *,
+    dtype: str | None,
+    quantize: Sequence[str] | None,
+    shard_size: int | None,
+    normalize: bool | None,
+    fields: CorpusFields | None,
+    skip_empty: bool | None,
+) -> IndexSettings:
+    def pick(value: Any, name: str, default: Any) -> Any:
+        if value is not None:
+            return value
+        return getattr(existing, name) if existing is not None else default
+
+    dtype = pick(dtype, "dtype", "float32")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    quant = tuple(sorted(set(pick(None if quantize is None else tuple(quantize), "quantize", ()))))
+    for q in quant:
+        if q not in QUANTIZED:
+            raise ValueError(f"quantization {q!r} is not one of {', '.join(QUANTIZED)}")
+    size = pick(shard_size, "shard_size", DEFAULT_SHARD_SIZE)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"shard_size must be a positive int, got {size!r}")
+    norm = bool(pick(normalize, "normalize", True))
+    if "int8" in quant and not norm:
+        raise ValueError("int8 quantization assumes unit vectors; do not combine it with normalize=False")
+    flds = (
+        fields.as_dict()
+        if fields is not None
+        else (dict(existing.fields) if existing else CorpusFields().as_dict())
+    )
+    return IndexSettings(
+        model=str(model.name),
+        model_fingerprint=model.fingerprint,
+        revision=model.revision,
+        prompts=dict(model.prompts),
+        passage_prefix=model.policy.prefix_for("passage"),
+        query_prefix=model.policy.prefix_for("query"),
+        precision=model.precision,
+        dim=int(model.dim),
+        max_seq_length=int(model.max_seq_length),
+        normalize=norm,
+        dtype=dtype,
+        quantize=quant,
+        shard_size=size,
+        fields=flds,
+        skip_empty=bool(pick(skip_empty, "skip_empty", False)),
+    )
+
+
+@dataclass
+class _Group:
+    """The records of one shard of the corpus layout."""
+
+    index: int
+    start: int
+    records: list[TextRecord]
+
+
+class _Plan:
+    """Where each corpus position goes: the base's shards first (as recorded), then fixed-size new shards."""
+
+    def __init__(self, base_metas: list[ShardMeta], shard_size: int) -> None:
+        self.base = base_metas
+        self.base_starts = [m.start for m in base_metas]
+        self.base_docs = sum(m.count for m in base_metas)
+        self.size = shard_size
+
+    def shard_of(self, pos: int) -> tuple[int, int, int]:
+        """(shard index, shard start, shard capacity) of a corpus position."""
+        if pos < self.base_docs:
+            j = bisect.bisect_right(self.base_starts, pos) - 1
+            return j, self.base[j].start, self.base[j].count
+        j = (pos - self.base_docs) // self.size
+        return len(self.base) + j, self.base_docs + j * self.size, self.size
+
+    def groups(self, records: Iterator[TextRecord]) -> Iterator[_Group]:
+        group: _Group | None = None
+        cap = 0
+        for pos, rec in enumerate(records):
+            if group is None:
+                j, start, cap = self.shard_of(pos)
+                group = _Group(j, start, [])
+            group.records.append(rec)
+            if len(group.records) == cap:
+                yield group
+                group = None
+        if group is not None:
+            if group.index < len(self.base):
+                raise IndexFormatError(
+                    f"the corpus ends inside shard {group.index} of the finished index "
+                    f"(has {group.start + len(group.records)} documents, the index "
+                    f"{self.base_docs}); documents were removed: build a new index"
+                )
+            yield group
+
+
+def _prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Run a generator in a thread, `depth` items ahead, so reading overlaps encoding."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=work, daemon=True, name="e5kit-index-reader")
+    thread.start()
+    try:
+        while (item := q.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _load_model(
+    model: Any, existing: IndexSettings | None, precision: str | None, max_seq_length: int | None
+):
+    from e5kit.embedder import E5
+    from e5kit.model.checkpoint import DEFAULT_MODEL
+
+    if isinstance(model, E5):
+        return model
+    name = model or (existing.model if existing else DEFAULT_MODEL)
+    return E5(
+        name,
+        precision=precision or (existing.precision if existing else None),
+        max_seq_length=max_seq_length or (existing.max_seq_length if existing else None),
+    )
+
+
+def _base_metas(layout: IndexLayout, manifest: dict[str, Any] | None) -> list[ShardMeta]:
+    complete = (manifest or {}).get("complete")
+    if not complete:
+        return []
+    metas = []
+    for j in range(int(complete["shards"])):
+        meta = layout.read_shard_meta(j)
+        if meta is None:
+            raise IndexFormatError(f"{layout.folder}: shard {j} of the finished index is missing")
+        metas.append(meta)
+    return metas
+
+
+def build_index(
+    corpus: Any,
+    folder: str | os.PathLike[str],
+    *,
+    model: Any = None,
+    shard: Any = None,
+    shard_size: int | None = None,
+    dtype: str | None = None,
+    quantize: Sequence[str] | None = None,
+    normalize: bool | None = None,
+    fields: CorpusFields | None = None,
+    skip_empty: bool | None = None,
+    precision: str | None = None,
+    max_seq_length: int | None = None,
+    show_progress: bool | None = None,
+    merge: bool = True,
+) -> BuildReport:
+    """Encode `corpus` (files, or a BEIR folder) into the index at `folder`; resumes and appends by itself.
+
+    `model` is an E5 or a model name (default: the index's model, else the E5 default). Options left
+    None take the existing index's value (else the defaults: float32, no quantized copies, 16384 docs
+    per shard, normalized). A model or setting that differs from the existing index's is an error.
+    """
+    started = time.perf_counter()
+    layout = IndexLayout(folder)
+    manifest = layout.read_manifest() if layout.exists() else None
+    existing = IndexSettings.from_json(manifest["settings"]) if manifest else None
+    m = _load_model(model, existing, precision, max_seq_length)
+    settings = _settings(
+        m,
+        existing,
+        dtype=dtype,
+        quantize=quantize,
+        shard_size=shard_size,
+        normalize=normalize,
+        fields=fields,
+        skip_empty=skip_empty,
+    )
+    if existing is not None and existing.key() != settings.key():
+        raise IndexFormatError(
+            f"{layout.folder} was built with other settings; never mixing embeddings: "
+            + "; ".join(existing.differences(settings))
+        )
+    files = resolve_corpus(corpus)
+    i, n = parse_shard_spec(shard)
+    if manifest is None:
+        manifest = {"format": FORMAT, "settings": settings.to_json(), "complete": None}
+    manifest["sources"] = [str(p.resolve()) for p in files]
+    layout.write_manifest(manifest)
+
+    plan = _Plan(_base_metas(layout, manifest), settings.shard_size)
+    report = BuildReport(layout.folder)
+    shard_hashes: list[str] = []
+    records = iter_corpus(
+        files,
+        fields=CorpusFields(**settings.fields),
+        skip_empty=settings.skip_empty,
+        skipped=report.skipped_empty,
+    )
+
+    def todo() -> Iterator[_Group]:
+        """Groups this worker must encode; checks the base and finished shards on the way."""
+        for group in plan.groups(records):
+            digest = records_digest(group.records)
+            shard_hashes.append(digest)
+            report.docs += len(group.records)
+            report.shards += 1
+            if group.index < len(plan.base):
+                if plan.base[group.index].content_sha256 != digest:
+                    raise IndexFormatError(
+                        f"the corpus differs from the finished index in shard {group.index} "
+                        f"(documents {group.start}..{group.start + len(group.records) - 1}); "
+                        "documents were edited or reordered: build a new index"
+                    )
+                report.skipped_shards += 1
+                continue
+            if group.index % n != i:
+                continue
+            meta = layout.read_shard_meta(group.index)
+            if meta is not None:
+                layout.verify_shard(meta, settings, checksums=False)
+                if meta.content_sha256 == digest and meta.start == group.start:
+                    report.skipped_shards += 1
+                    continue
+                log.warning("shard %d was made from other documents; re-encoding it", group.index)
+            yield group
+        if report.shards < len(plan.base):
+            raise IndexFormatError(
+                f"the corpus has {report.docs} documents, fewer than the finished index's "
+                f"{plan.base_docs}; documents were removed: build a new index"
+            )
+        if report.docs == 0:
+            raise InputFormatError(f"the corpus {', '.join(map(str, files))} has no documents")
+
+    bar = _bar(show_progress)
+    pending: Future | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="e5kit-index-writer") as writer:
+        for group in _prefetch(todo()):
+            t0 = time.perf_counter()
+            texts = [r.text for r in group.records]
+            parts = list(
+                m.iter_encode(
+                    texts,
+                    prompt_name="passage",
+                    normalize=settings.normalize,
+                    show_progress=False,
+                    chunk_size=max(len(texts), 1),
+                )
+            )
+            vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            if vectors.shape != (len(texts), settings.dim):
+                raise RuntimeError(
+                    f"encoder returned {vectors.shape} for {len(texts)} texts"
+                )  # never mix rows
+            report.encode_seconds += time.perf_counter() - t0
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(
+                layout.write_shard,
+                group.index,
+                group.start,
+                [r.id for r in group.records],
+                vectors,
+                settings,
+                shard_hashes[group.index],
+            )
+            report.encoded_docs += len(texts)
+            report.encoded_shards += 1
+            if bar is not None:
+                bar.update(len(texts))
+        if pending is not None:
+            pending.result()
+    if bar is not None:
+        bar.close()
+    if report.skipped_empty:
+        log.warning(
+            "left out %d records with empty text (first: %s)",
+            len(report.skipped_empty),
+            report.skipped_empty[0],
+        )
+    layout.slice_dir.mkdir(parents=True, exist_ok=True)
+    write_json(
+        layout.slice_dir / f"{i}-of-{n}.json",
+        {
+            "slice": [i, n],
+            "docs": report.docs,
+            "shards": report.shards,
+            "shard_sha256": shard_hashes,
+            "base_shards": len(plan.base),
+            "sources": manifest["sources"],
+        },
+    )
+    report.seconds = time.perf_counter() - started
+    if merge:
+        try:
+            merge_index(layout.folder, checksums=False)
+            report.complete = True
+        except IndexFormatError as exc:
+            if n == 1:
+                raise
+            log.info(
+                "slice %d/%d done; the index is not complete yet (%s). Run `e5kit index merge %s` when "
+                "every slice has finished.",
+                i,
+                n,
+                exc,
+                layout.folder,
+            )
+    return report
+
+
+def _bar(show: bool | None):
+    import sys
+
+    if show is False or (show is None and not sys.stderr.isatty()):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(desc="index", unit="doc", dynamic_ncols=True, leave=False)
+
+
+def _id_hashes(ids: Sequence[str]) -> np.ndarray:
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "little") for s in ids),
+        dtype=np.uint64,
+        count=len(ids),
+    )
+
+
+def merge_index(folder: str | os.PathLike[str], *, checksums: bool = True) -> dict[str, Any]:
+    """Check every slice and shard is there and sound, then mark the index complete; returns the manifest.
+
+    Checks: all slice reports agree on the corpus; shards 0..N-1 exist with this index's settings,
+    contiguous ranges and the content hashes the corpus gave; file checksums (when `checksums`);
+    no document id twice. Idempotent: merging a complete index again changes nothing.
+    """
+    layout = IndexLayout(folder)
+    manifest = layout.read_manifest()
+    settings = IndexSettings.from_json(manifest["settings"])
+    reports = (
+        [(p, read_json(p, "slice report")) for p in sorted(layout.slice_dir.glob("*-of-*.json"))]
+        if layout.slice_dir.is_dir()
+        else []
+    )
+    if not reports:
+        if manifest.get("complete"):
+            return manifest
+        raise IndexFormatError(f"{layout.folder}: no finished slice yet; run `e5kit index build` first")
+    first = reports[0][1]
+    n = first["slice"][1]
+    have = {r["slice"][0] for _, r in reports if r["slice"][1] == n}
+    for path, r in reports:
+        if r["slice"][1] != n or (r["shards"], r["shard_sha256"]) != (first["shards"], first["shard_sha256"]):
+            raise IndexFormatError(
+                f"{path}: this slice saw another corpus or split than {reports[0][0].name}; "
+                "rerun every slice over the same corpus"
+            )
+    missing_slices = sorted(set(range(n)) - have)
+    metas: list[ShardMeta] = []
+    missing: list[int] = []
+    for j in range(first["shards"]):
+        meta = layout.read_shard_meta(j)
+        if meta is None:
+            missing.append(j)
+            continue
+        layout.verify_shard(meta, settings, checksums=checksums)
+        if meta.content_sha256 != first["shard_sha256"][j]:
+            raise IndexFormatError(
+                f"{layout.folder}: shard {j} was made from other documents than the corpus"
+            )
+        metas.append(meta)
+    if missing or missing_slices:
+        raise IndexFormatError(
+            f"{layout.folder}: incomplete: {len(missing)} of {first['shards']} shards missing "
+            f"(first: {missing[:5]}); slices not reported: {missing_slices}. Run the "
+            "missing `e5kit index build --shard i/n` workers, then merge again"
+        )
+    pos = 0
+    for meta in metas:
+        if meta.start != pos:
+            raise IndexFormatError(
+                f"{layout.folder}: shard {meta.index} starts at {meta.start}, expected {pos}"
+            )
+        pos += meta.count
+    _check_unique_ids(layout, metas)
+    digest = hashlib.sha256("".join(first["shard_sha256"]).encode()).hexdigest()
+    manifest["complete"] = {
+        "docs": pos,
+        "shards": len(metas),
+        "corpus_fingerprint": digest,
+        "sources": first["sources"],
+    }
+    layout.write_manifest(manifest)
+    for path, _ in reports:
+        path.unlink(missing_ok=True)
+    return manifest
+
+
+def _check_unique_ids(layout: IndexLayout, metas: list[ShardMeta]) -> None:
+    """No id twice, with 8 bytes of memory per document (hashes first, strings only for collisions)."""
+    hashes = (
+        np.concatenate([_id_hashes(layout.load_ids(m)) for m in metas]) if metas else np.empty(0, np.uint64)
+    )
+    uniq, counts = np.unique(hashes, return_counts=True)
+    dup_hashes = set(uniq[counts > 1].tolist())
+    if not dup_hashes:
+        return
+    seen: dict[str, int] = {}
+    for meta in metas:
+        ids = layout.load_ids(meta)
+        for row, h in enumerate(_id_hashes(ids).tolist()):
+            if h in dup_hashes:
+                if ids[row] in seen:
+                    raise IndexFormatError(
+                        f"duplicate document id {ids[row]!r} (positions {seen[ids[row]]} and "
+                        f"{meta.start + row}); ids must be unique"
+                    )
+                seen[ids[row]] = meta.start + row

@@ -1,0 +1,166 @@
+"""Search a finished index: exact top-k over memory-mapped shards (float, int8 or binary copies).
+
+Memory is bounded by one block of one shard at a time; results map rows back to document ids by
+reading only the id files of the shards that hold a hit.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from e5kit.index.exact import DEFAULT_BLOCK, topk_blocks
+from e5kit.index.layout import IndexFormatError, IndexLayout, IndexSettings, ShardMeta, dequantize
+
+VECTOR_KINDS = ("float", "int8", "binary")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: rank (1-based), score, document id and its row in the index."""
+
+    rank: int
+    score: float
+    id: str
+    row: int
+
+
+class DenseIndex:
+    """A complete index folder opened for search. `open` checks the manifest and every shard's shape."""
+
+    def __init__(self, layout: IndexLayout, manifest: dict[str, Any], metas: list[ShardMeta]) -> None:
+        self.layout = layout
+        self.manifest = manifest
+        self.settings = IndexSettings.from_json(manifest["settings"])
+        self.metas = metas
+        self.starts = [m.start for m in metas]
+        self._ids: dict[int, list[str]] = {}
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike[str]) -> DenseIndex:
+        layout = IndexLayout(folder)
+        manifest = layout.read_manifest()
+        complete = manifest.get("complete")
+        if not complete:
+            raise IndexFormatError(
+                f"{layout.folder}: the index is not complete; finish `e5kit index build` (it resumes) "
+                "or run `e5kit index merge` after every slice"
+            )
+        settings = IndexSettings.from_json(manifest["settings"])
+        metas = []
+        for j in range(int(complete["shards"])):
+            meta = layout.read_shard_meta(j)
+            if meta is None:
+                raise IndexFormatError(f"{layout.folder}: shard {j} of the complete index is missing")
+            layout.verify_shard(meta, settings, checksums=False)
+            metas.append(meta)
+        return cls(layout, manifest, metas)
+
+    def __len__(self) -> int:
+        return int(self.manifest["complete"]["docs"])
+
+    @property
+    def dim(self) -> int:
+        return self.settings.dim
+
+    @property
+    def folder(self) -> Path:
+        return self.layout.folder
+
+    def check_model(self, model: Any) -> None:
+        """Raise unless `model` has the exact weights and settings that made this index."""
+        s = self.settings
+        if model.fingerprint != s.model_fingerprint:
+            raise IndexFormatError(
+                f"model {model.name!r} is not the model that built {self.folder} ({s.model!r}; weights "
+                f"fingerprint {model.fingerprint[:12]} != {s.model_fingerprint[:12]}); use that model"
+            )
+        if model.max_seq_length != s.max_seq_length or model.policy.prefix_for("query") != s.query_prefix:
+            raise IndexFormatError(
+                f"model settings differ from the index's (max_seq_length {model.max_seq_length} vs "
+                f"{s.max_seq_length}, query prefix {model.policy.prefix_for('query')!r} vs "
+                f"{s.query_prefix!r})"
+            )
+
+    def blocks(self, kind: str = "float", block_size: int = DEFAULT_BLOCK) -> Iterator[np.ndarray]:
+        """The corpus vectors in order, as float32 blocks of at most `block_size` rows."""
+        if kind not in VECTOR_KINDS:
+            raise ValueError(f"vectors {kind!r} is not one of {', '.join(VECTOR_KINDS)}")
+        file_kind = "vectors" if kind == "float" else kind
+        if file_kind != "vectors" and file_kind not in self.settings.quantize:
+            raise IndexFormatError(
+                f"{self.folder} has no {kind} copy (has: {', '.join(('float', *self.settings.quantize))}); "
+                f"rebuild with quantize=['{kind}'] (--quantize {kind})"
+            )
+        for meta in self.metas:
+            arr = self.layout.load_array(meta, file_kind, self.settings)
+            for s in range(0, meta.count, block_size):
+                block = arr[s : s + block_size]
+                yield block if kind == "float" else dequantize(block, kind, self.dim)
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """float32 vectors of the given global rows (any shape), read from the memory-mapped shards."""
+        rows = np.asarray(rows, dtype=np.int64)
+        flat = rows.reshape(-1)
+        out = np.empty((len(flat), self.dim), dtype=np.float32)
+        shard_of = np.searchsorted(self.starts, flat, side="right") - 1
+        for j in np.unique(shard_of):
+            sel = np.nonzero(shard_of == j)[0]
+            arr = self.layout.load_array(self.metas[j], "vectors", self.settings)
+            out[sel] = arr[flat[sel] - self.metas[j].start]
+        return out.reshape(*rows.shape, self.dim)
+
+    def search_vectors(
+        self, queries: np.ndarray, k: int, *, vectors: str = "float", block_size: int = DEFAULT_BLOCK
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k (scores, rows), each (q, k), of query embeddings against the stored vectors."""
+        q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise ValueError(
+                f"query embeddings of shape {np.shape(queries)} do not match the index dim {self.dim}"
+            )
+        return topk_blocks(q, self.blocks(vectors, block_size), k)
+
+    def ids_of(self, rows: Sequence[int]) -> list[str]:
+        """Document ids of global rows."""
+        out = []
+        for row in rows:
+            j = bisect.bisect_right(self.starts, int(row)) - 1
+            if j not in self._ids:
+                self._ids[j] = self.layout.load_ids(self.metas[j])
+            out.append(self._ids[j][int(row) - self.metas[j].start])
+        return out
+
+    def hits(self, scores: np.ndarray, rows: np.ndarray) -> list[list[Hit]]:
+        """Per query, the ranked Hits for a (scores, rows) pair from a search."""
+        return [
+            [
+                Hit(r + 1, float(s), i, int(row))
+                for r, (s, row, i) in enumerate(zip(sc, rw, self.ids_of(rw), strict=True))
+            ]
+            for sc, rw in zip(scores, rows, strict=True)
+        ]
+
+    def search(
+        self,
+        model: Any,
+        queries: Sequence[str],
+        k: int = 10,
+        *,
+        vectors: str = "float",
+        show_progress: bool | None = None,
+    ) -> list[list[Hit]]:
+        """Encode `queries` with the model's query prompt (model must match the index) and search exactly."""
+        self.check_model(model)
+        if isinstance(queries, str):
+            queries = [queries]
+        q = model.encode_queries(
+            list(queries), normalize=self.settings.normalize, show_progress=show_progress
+        )
+        return self.hits(*self.search_vectors(q, k, vectors=vectors))
