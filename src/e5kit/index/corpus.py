@@ -34,6 +34,9 @@ class CorpusFields:
         return {"id": self.id, "title": self.title, "text": self.text}
 
 
+BEIR_FIELDS = CorpusFields()
+
+
 def resolve_corpus(corpus: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
     """Files of a corpus: one file, several, or a folder (BEIR: its corpus.jsonl[.gz]; else its files)."""
     items = [corpus] if isinstance(corpus, (str, os.PathLike)) else list(corpus)
@@ -92,7 +95,7 @@ def _parquet_records(path: Path, fields: CorpusFields) -> Iterator[TextRecord]:
 def iter_corpus(
     files: Sequence[Path],
     *,
-    fields: CorpusFields = CorpusFields(),
+    fields: CorpusFields = BEIR_FIELDS,
     skip_empty: bool = False,
     skipped: list[str] | None = None,
 ) -> Iterator[TextRecord]:

@@ -1,0 +1,128 @@
+"""Search a corpus file directly (`e5kit search`): its embeddings are an index cached beside it.
+
+The cache is an ordinary index folder (same build code as `e5kit index build`) under
+CORPUS_DIR/.e5kit-cache/<key>/, or under the user cache dir (E5KIT_CACHE, else
+$XDG_CACHE_HOME/e5kit/search, else ~/.cache/e5kit/search) when the corpus folder is not writable.
+The key hashes the model's weights fingerprint, the corpus files' bytes, and every setting that
+changes the vectors (prefix, max length, normalization, precision), so a second search with the
+same inputs encodes only the queries, and any change gets its own entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from e5kit.index.build import build_index
+from e5kit.index.corpus import BEIR_FIELDS, CorpusFields, files_digest, iter_corpus, resolve_corpus
+from e5kit.index.layout import IndexLayout
+from e5kit.index.store import DenseIndex, Hit
+from e5kit.io.records import TextRecord
+
+CACHE_DIR_NAME = ".e5kit-cache"
+
+
+def cache_key(model: Any, files: Sequence[Path], *, normalize: bool, fields: CorpusFields) -> str:
+    """Hex key of (model weights, corpus bytes, settings that change the embeddings)."""
+    spec = {
+        "model": model.fingerprint,
+        "corpus": files_digest(files),
+        "prefix": model.policy.prefix_for("passage"),
+        "max_seq_length": model.max_seq_length,
+        "normalize": normalize,
+        "precision": model.precision,
+        "fields": fields.as_dict(),
+        "layout": "e5kit-index/1",
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def cache_root(files: Sequence[Path], cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where cached indexes go: `cache_dir`, else beside the corpus, else the user cache dir."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    beside = files[0].resolve().parent / CACHE_DIR_NAME
+    if _writable(beside):
+        return beside
+    env = os.environ.get("E5KIT_CACHE")
+    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "e5kit"
+    return base / "search"
+
+
+@dataclass
+class CorpusSearch:
+    """Results of `search_corpus`: hits per query, the index, whether this call encoded the corpus."""
+
+    hits: list[list[Hit]]
+    index: DenseIndex
+    encoded: bool
+
+
+def corpus_index(
+    corpus: Any,
+    model: Any,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    normalize: bool = True,
+    fields: CorpusFields = BEIR_FIELDS,
+    show_progress: bool | None = None,
+) -> tuple[DenseIndex, bool]:
+    """The cached index of a corpus for this model and settings, built (or finished) when missing."""
+    files = resolve_corpus(corpus)
+    folder = cache_root(files, cache_dir) / cache_key(model, files, normalize=normalize, fields=fields)
+    layout = IndexLayout(folder)
+    if layout.exists() and layout.read_manifest().get("complete"):
+        return DenseIndex.open(folder), False
+    build_index(files, folder, model=model, normalize=normalize, fields=fields, show_progress=show_progress)
+    return DenseIndex.open(folder), True
+
+
+def search_corpus(
+    corpus: Any,
+    queries: Sequence[str],
+    *,
+    model: Any,
+    k: int = 10,
+    cache_dir: str | os.PathLike[str] | None = None,
+    normalize: bool = True,
+    fields: CorpusFields = BEIR_FIELDS,
+    show_progress: bool | None = None,
+) -> CorpusSearch:
+    """Exact cosine search of `queries` (query prompt) over a corpus (passage prompt), embeddings cached."""
+    if isinstance(queries, str):
+        queries = [queries]
+    if not queries:
+        raise ValueError("give at least one query")
+    index, encoded = corpus_index(
+        corpus, model, cache_dir=cache_dir, normalize=normalize, fields=fields, show_progress=show_progress
+    )
+    return CorpusSearch(index.search(model, queries, k, show_progress=show_progress), index, encoded)
+
+
+def fetch_records(index: DenseIndex, rows: set[int]) -> dict[int, TextRecord]:
+    """The corpus records at some rows, read back from the index's source files in one streaming pass."""
+    s = index.settings
+    files = [Path(p) for p in index.manifest["complete"]["sources"]]
+    found: dict[int, TextRecord] = {}
+    if not rows or not all(p.is_file() for p in files):
+        return found
+    last = max(rows)
+    for row, rec in enumerate(iter_corpus(files, fields=CorpusFields(**s.fields), skip_empty=s.skip_empty)):
+        if row in rows:
+            found[row] = rec
+        if row >= last:
+            break
+    return found

@@ -1,0 +1,141 @@
+"""BM25 over the same corpus as a dense index, and hybrid (dense + BM25) ranking chosen per query.
+
+The BM25 index lives in INDEX/bm25/ and is built from the corpus files the manifest names, read with
+the same fields, so its ids are the dense index's ids in the same order (checked).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from e5kit.index.corpus import CorpusFields, iter_corpus
+from e5kit.index.fusion import rrf, weighted
+from e5kit.index.layout import IndexFormatError
+from e5kit.index.store import DenseIndex
+
+log = logging.getLogger("e5kit")
+METHODS = ("dense", "bm25", "rrf", "weighted")
+
+
+def bm25_folder(dense: DenseIndex) -> Path:
+    return dense.folder / "bm25"
+
+
+def build_bm25(
+    dense: DenseIndex, *, k1: float = 0.9, b: float = 0.4, show_progress: bool | None = None
+) -> Any:
+    """Build and save a BM25 index over the dense index's corpus (same ids, same order)."""
+    from e5kit.index.bm25 import BM25Index
+
+    sources = [Path(p) for p in dense.manifest["complete"]["sources"]]
+    missing = [str(p) for p in sources if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"the corpus files this index was built from are gone: {', '.join(missing)}")
+    s = dense.settings
+    ids, texts = [], []
+    for rec in iter_corpus(sources, fields=CorpusFields(**s.fields), skip_empty=s.skip_empty):
+        ids.append(rec.id)
+        texts.append(rec.text)
+    if len(ids) != len(dense) or ids != dense.ids_of(range(len(dense))):
+        raise IndexFormatError(
+            f"the corpus files changed since {dense.folder} was built; rebuild the index first"
+        )
+    index = BM25Index.build(ids, texts, k1=k1, b=b, show_progress=show_progress)
+    index.save(bm25_folder(dense))
+    return index
+
+
+@dataclass(frozen=True)
+class FusedHit:
+    rank: int
+    score: float
+    id: str
+
+
+class HybridSearcher:
+    """Dense, BM25, or their fusion (RRF or weighted), selectable per query.
+
+    `alpha` weighs dense against BM25 (alpha * dense + (1 - alpha) * bm25, for both fusions);
+    `depth` is how many results of each system are fused.
+    """
+
+    def __init__(self, dense: DenseIndex, bm25: Any, model: Any) -> None:
+        if len(bm25.ids) != len(dense):
+            raise IndexFormatError(
+                f"the BM25 index has {len(bm25.ids)} documents, the dense index {len(dense)}"
+            )
+        dense.check_model(model)
+        self.dense, self.bm25, self.model = dense, bm25, model
+
+    @classmethod
+    def open(cls, dense: DenseIndex, model: Any) -> HybridSearcher:
+        from e5kit.index.bm25 import BM25Index
+
+        folder = bm25_folder(dense)
+        if not folder.is_dir():
+            raise IndexFormatError(
+                f"{dense.folder} has no BM25 index; make one with `e5kit index bm25 {dense.folder}`"
+            )
+        return cls(dense, BM25Index.load(folder), model)
+
+    def search(
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        *,
+        method: str | Sequence[str] = "rrf",
+        alpha: float = 0.5,
+        depth: int = 100,
+        rrf_k: float = 60.0,
+        vectors: str = "float",
+        show_progress: bool | None = None,
+    ) -> list[list[FusedHit]]:
+        """Ranked hits per query; `method` is one name for all queries or one per query."""
+        queries = [queries] if isinstance(queries, str) else list(queries)
+        methods = [method] * len(queries) if isinstance(method, str) else list(method)
+        if len(methods) != len(queries):
+            raise ValueError(f"got {len(methods)} methods for {len(queries)} queries")
+        for m in methods:
+            if m not in METHODS:
+                raise ValueError(f"search method {m!r} is not one of {', '.join(METHODS)}")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        depth = max(depth, k)
+        out: list[list[FusedHit]] = [[] for _ in queries]
+        need_dense = [i for i, m in enumerate(methods) if m != "bm25"]
+        need_bm25 = [i for i, m in enumerate(methods) if m != "dense"]
+        dense_res: dict[int, tuple[list[str], np.ndarray]] = {}
+        bm25_res: dict[int, tuple[list[str], np.ndarray]] = {}
+        if need_dense:
+            q = self.model.encode_queries(
+                [queries[i] for i in need_dense],
+                normalize=self.dense.settings.normalize,
+                show_progress=show_progress,
+            )
+            scores, rows = self.dense.search_vectors(q, depth, vectors=vectors)
+            for i, s, r in zip(need_dense, scores, rows, strict=True):
+                dense_res[i] = (self.dense.ids_of(r), s)
+        if need_bm25:
+            scores, ids = self.bm25.search(
+                [queries[i] for i in need_bm25], depth, show_progress=show_progress
+            )
+            for i, s, r in zip(need_bm25, scores, ids, strict=True):
+                bm25_res[i] = (r, s)
+        for i, m in enumerate(methods):
+            if m in ("dense", "bm25"):
+                ids, s = (dense_res if m == "dense" else bm25_res)[i]
+                fused = list(zip(ids, (float(x) for x in s), strict=True))[:k]
+            elif m == "rrf":
+                fused = rrf([dense_res[i][0], bm25_res[i][0]], k=rrf_k, weights=[alpha, 1 - alpha], top=k)
+            else:
+                fused = weighted([dense_res[i], bm25_res[i]], weights=[alpha, 1 - alpha], top=k)
+            out[i] = [FusedHit(r + 1, sc, doc) for r, (doc, sc) in enumerate(fused)]
+        return out
