@@ -1,0 +1,50 @@
+"""`e5kit serve`: an HTTP embedding server (OpenAI-compatible) for one model."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("serve", help="serve embeddings over HTTP (OpenAI-compatible, E5 prompts)",
+                              description="Serve one model over HTTP: POST /v1/embeddings (OpenAI), /embed, "
+                              "/similarity; GET /health, /ready, /info, /metrics. Loopback only by default.")
+    p.add_argument("--model", "-m", default=None, help="model folder or hub id (default intfloat/e5-base-unsupervised)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--api-key", default=None,
+                   help="require 'Authorization: Bearer KEY' (default: the E5KIT_API_KEY environment variable)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--max-seq-length", type=int, default=None)
+    p.add_argument("--default-input-type", default="query", choices=["query", "passage", "none"],
+                   help="prefix for requests that do not say (default query, E5's choice for symmetric tasks)")
+    p.add_argument("--auto-truncate", action="store_true",
+                   help="cut over-long inputs by default instead of answering 413")
+    p.add_argument("--max-batch-tokens", type=int, default=16384, help="padded tokens per model batch")
+    p.add_argument("--max-batch-size", type=int, default=256, help="inputs per model batch")
+    p.add_argument("--max-request-inputs", type=int, default=2048)
+    p.add_argument("--max-request-tokens", type=int, default=262144)
+    p.add_argument("--max-queue-tokens", type=int, default=1048576,
+                   help="tokens waiting at most; beyond, requests get 429 with Retry-After")
+    p.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024)
+    p.add_argument("--max-concurrency", type=int, default=1024, help="open connections; beyond, 503")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from e5kit.model.checkpoint import DEFAULT_MODEL
+    from e5kit.serve.config import ServeConfig, api_key_from_env
+    from e5kit.serve.server import load_and_serve
+
+    config = ServeConfig(
+        host=args.host, port=args.port, api_key=api_key_from_env(args.api_key),
+        max_batch_tokens=args.max_batch_tokens, max_batch_size=args.max_batch_size,
+        max_request_inputs=args.max_request_inputs, max_request_tokens=args.max_request_tokens,
+        max_queue_tokens=args.max_queue_tokens, max_body_bytes=args.max_body_bytes,
+        max_concurrency=args.max_concurrency, default_input_type=args.default_input_type,
+        auto_truncate=args.auto_truncate)
+    load_and_serve(args.model or DEFAULT_MODEL, config, device=args.device, precision=args.precision,
+                   max_seq_length=args.max_seq_length, log_level=args.log_level)
+    return 0

@@ -1,0 +1,252 @@
+"""Dynamic batching: requests from many clients share token-budget batches run by one worker thread.
+
+Each request becomes a job whose inputs wait, sorted by length, in a bounded queue. The worker
+builds one batch at a time: the *leader* job (rotating round-robin over the jobs waiting) gives its
+longest input, which sets the batch width; then every waiting job in turn gives its longest input
+that fits the width, while batch size x width stays within the token budget. So batches are packed
+from many clients with little padding, and a huge request cannot starve small ones: every waiting
+job gets at least one input into every batch it leads and usually into every batch. A single job
+alone is cut exactly as `TokenBudgetBatcher` cuts it offline (longest first, greedy fill).
+
+The model runs in the worker thread (torch releases the GIL), the event loop stays free. Memory is
+bounded: `submit` refuses work beyond `max_queue_tokens` (QueueFullError, with a retry delay),
+and a cancelled job's waiting inputs leave the queue at once.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from e5kit.errors import E5kitError
+
+log = logging.getLogger("e5kit.serve")
+
+
+class QueueFullError(E5kitError):
+    """The queue cannot take the request now; `retry_after` (s) estimates when it could."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ShuttingDownError(E5kitError):
+    """The batcher is closing and takes no new work."""
+
+
+class BatchObserver(Protocol):
+    def observe_batch(self, *, inputs: int, tokens: int, padded_tokens: int, seconds: float) -> None: ...
+
+
+@dataclass(eq=False)
+class Job:
+    """One request's inputs, results and completion future (set from the worker thread)."""
+
+    ids: Sequence[Sequence[int]]
+    normalize: bool
+    dim: int
+    pending: list[tuple[int, int]] = field(default_factory=list)  # (length, index), ascending
+    future: Future = field(default_factory=Future)
+    remaining: int = 0
+    tokens: int = 0
+    cancelled: bool = False
+    out: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.pending = sorted((len(x), i) for i, x in enumerate(self.ids))
+        self.remaining = len(self.ids)
+        self.tokens = sum(length for length, _ in self.pending)
+        self.out = np.empty((len(self.ids), self.dim), dtype=np.float32)
+
+
+class DynamicBatcher:
+    """Queue + one worker thread that embeds token-id lists with `encoder.embed` in shared batches."""
+
+    def __init__(self, encoder: Any, dim: int, *, max_batch_tokens: int = 16384, max_batch_size: int = 256,
+                 max_queue_tokens: int = 1 << 20, observer: BatchObserver | None = None) -> None:
+        for name, value in (("max_batch_tokens", max_batch_tokens), ("max_batch_size", max_batch_size),
+                            ("max_queue_tokens", max_queue_tokens)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.encoder = encoder
+        self.dim = dim
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_size = max_batch_size
+        self.max_queue_tokens = max_queue_tokens
+        self.observer = observer
+        self._cond = threading.Condition()
+        self._jobs: deque[Job] = deque()  # jobs with inputs still waiting, in round-robin order
+        self._queue_tokens = 0
+        self._queue_inputs = 0
+        self._closing = False
+        self._tokens_per_s = 0.0  # moving average, for Retry-After
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> DynamicBatcher:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="e5kit-batcher", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self, *, drain: bool = True, timeout: float | None = None) -> None:
+        """Stop taking work; finish what is queued (drain) or cancel it; wait for the worker."""
+        with self._cond:
+            self._closing = True
+            if not drain:
+                for job in list(self._jobs):
+                    self._drop(job)
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    @property
+    def queue_tokens(self) -> int:
+        return self._queue_tokens
+
+    @property
+    def queue_inputs(self) -> int:
+        return self._queue_inputs
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self._tokens_per_s
+
+    # -- client side --------------------------------------------------------------------------
+    def submit(self, ids: Sequence[Sequence[int]], *, normalize: bool = True) -> Job:
+        """Queue one request's token-id lists; its `future` gives a float32 (n, dim) array in input order."""
+        if not ids or any(len(x) == 0 for x in ids):
+            raise ValueError("submit needs a non-empty list of non-empty token-id lists")
+        job = Job(ids, normalize, self.dim)
+        with self._cond:
+            if self._closing:
+                raise ShuttingDownError("the server is shutting down")
+            if self._queue_tokens + job.tokens > self.max_queue_tokens:
+                raise QueueFullError(
+                    f"queue full: {self._queue_tokens} tokens waiting, request has {job.tokens}, "
+                    f"limit {self.max_queue_tokens}", self.retry_after(job.tokens))
+            self._jobs.append(job)
+            self._queue_tokens += job.tokens
+            self._queue_inputs += len(job.pending)
+            self._cond.notify()
+        return job
+
+    def cancel(self, job: Job) -> int:
+        """Drop a job's waiting inputs (client gone); returns how many left the queue."""
+        with self._cond:
+            dropped = len(job.pending)
+            self._drop(job)
+        return dropped
+
+    def retry_after(self, extra_tokens: int = 0) -> float:
+        """Seconds until the queue has drained enough for `extra_tokens` more, at the recent rate."""
+        rate = self._tokens_per_s or 2000.0
+        return float(min(60.0, max(1.0, (self._queue_tokens + extra_tokens - self.max_queue_tokens / 2) / rate)))
+
+    def _drop(self, job: Job, error: BaseException | None = None) -> None:  # lock held
+        job.cancelled = True
+        if job.pending:
+            self._queue_tokens -= sum(length for length, _ in job.pending)
+            self._queue_inputs -= len(job.pending)
+            job.pending.clear()
+        if job in self._jobs:
+            self._jobs.remove(job)
+        if error is None:
+            job.future.cancel()
+        elif not job.future.done():
+            job.future.set_exception(error)
+
+    # -- worker side --------------------------------------------------------------------------
+    def _take_batch(self) -> list[tuple[Job, int]]:
+        """Next batch (lock held, jobs waiting): fair across jobs, sorted by length, within the budget."""
+        order = list(self._jobs)
+        self._jobs.rotate(-1)  # the next batch is led by the next job
+        length, index = order[0].pending.pop()
+        batch, width, taken = [(order[0], index)], length, length
+        progress = True
+        while progress and len(batch) < self.max_batch_size:
+            progress = False
+            for job in order:
+                if not job.pending:
+                    continue
+                k = bisect.bisect_right(job.pending, (width, len(job.ids)))
+                pos, new_width = (k - 1, width) if k > 0 else (0, job.pending[0][0])
+                if (len(batch) + 1) * new_width > self.max_batch_tokens:
+                    continue
+                length, index = job.pending.pop(pos)
+                batch.append((job, index))
+                width, taken, progress = new_width, taken + length, True
+                if len(batch) >= self.max_batch_size:
+                    break
+        for job in order:
+            if not job.pending:
+                self._jobs.remove(job)
+        self._queue_tokens -= taken
+        self._queue_inputs -= len(batch)
+        return batch
+
+    def _run(self) -> None:
+        from e5kit.model.pooling import l2_normalize
+
+        while True:
+            with self._cond:
+                while not self._jobs and not self._closing:
+                    self._cond.wait()
+                if not self._jobs:
+                    return
+                batch = self._take_batch()
+            ids = [job.ids[i] for job, i in batch]
+            start = time.perf_counter()
+            try:
+                raw = self.encoder.embed(ids, normalize=False)  # (B, dim) float32
+                unit = l2_normalize(raw).numpy()
+                raw = raw.numpy()
+            except Exception as exc:  # the model failed: fail these jobs, keep serving others
+                log.exception("batch of %d inputs failed", len(batch))
+                self._fail({job for job, _ in batch}, exc)
+                continue
+            seconds = time.perf_counter() - start
+            tokens = sum(len(x) for x in ids)
+            self._finish(batch, raw, unit)
+            rate = tokens / seconds if seconds > 0 else 0.0
+            self._tokens_per_s = rate if not self._tokens_per_s else 0.8 * self._tokens_per_s + 0.2 * rate
+            if self.observer is not None:
+                self.observer.observe_batch(inputs=len(batch), tokens=tokens,
+                                            padded_tokens=len(ids) * max(len(x) for x in ids), seconds=seconds)
+
+    def _finish(self, batch: list[tuple[Job, int]], raw: np.ndarray, unit: np.ndarray) -> None:
+        done: list[Job] = []
+        with self._cond:
+            for row, (job, index) in enumerate(batch):
+                if job.cancelled:
+                    continue
+                job.out[index] = unit[row] if job.normalize else raw[row]
+                job.remaining -= 1
+                if job.remaining == 0:
+                    done.append(job)
+        for job in done:
+            if job.future.set_running_or_notify_cancel():
+                job.future.set_result(job.out)
+
+    def _fail(self, jobs: set[Job], exc: BaseException) -> None:
+        with self._cond:
+            for job in jobs:
+                self._drop(job, exc)

@@ -1,0 +1,179 @@
+"""DynamicBatcher with a recording fake encoder: packing, fairness, limits, cancel, shutdown, failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from e5kit.encode.batching import TokenBudgetBatcher
+from e5kit.serve.batcher import DynamicBatcher, QueueFullError, ShuttingDownError
+
+
+class FakeEncoder:
+    """Vector of an input = (length, sum of ids, 1, 0...); records each batch; can be held at a gate."""
+
+    def __init__(self, dim: int = 4, fail_on: int | None = None) -> None:
+        self.dim, self.fail_on = dim, fail_on
+        self.batches: list[list[list[int]]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def embed(self, ids, normalize=True):
+        self.gate.wait(10)
+        self.batches.append([list(x) for x in ids])
+        if self.fail_on is not None and any(self.fail_on in x for x in ids):
+            raise RuntimeError("model failed")
+        out = torch.zeros(len(ids), self.dim)
+        for r, x in enumerate(ids):
+            out[r, 0], out[r, 1], out[r, 2] = len(x), sum(x), 1.0
+        return out
+
+
+def seqs(lengths, start=1):
+    return [[start + i] * n for i, n in enumerate(lengths)]
+
+
+def expected(ids, normalize):
+    raw = np.array([[len(x), sum(x), 1.0, 0.0] for x in ids], dtype=np.float32)
+    return raw / np.linalg.norm(raw, axis=1, keepdims=True) if normalize else raw
+
+
+def test_results_in_input_order_raw_and_normalized():
+    enc = FakeEncoder()
+    b = DynamicBatcher(enc, 4, max_batch_tokens=64).start()
+    try:
+        ids = seqs([5, 1, 9, 3, 3, 7])
+        np.testing.assert_allclose(b.submit(ids, normalize=False).future.result(5), expected(ids, False))
+        np.testing.assert_allclose(b.submit(ids).future.result(5), expected(ids, True), rtol=1e-6)
+    finally:
+        b.close()
+    assert b.queue_tokens == 0 and b.queue_inputs == 0
+
+
+def test_single_job_cut_like_offline_token_budget_batcher():
+    lengths = [3, 17, 8, 8, 30, 1, 12, 5, 22, 9, 2, 16]
+    enc = FakeEncoder()
+    b = DynamicBatcher(enc, 4, max_batch_tokens=48, max_batch_size=512).start()
+    try:
+        b.submit(seqs(lengths)).future.result(5)
+    finally:
+        b.close()
+    offline = TokenBudgetBatcher(max_tokens=48).batches(lengths)
+    assert [sorted(len(x) for x in batch) for batch in enc.batches] == \
+        [sorted(lengths[i] for i in batch) for batch in offline]
+    for batch in enc.batches:
+        assert len(batch) * max(len(x) for x in batch) <= 48 or len(batch) == 1
+
+
+def test_small_request_is_not_starved_by_a_huge_one():
+    enc = FakeEncoder()
+    enc.gate.clear()  # hold the worker so both requests wait together
+    b = DynamicBatcher(enc, 4, max_batch_tokens=40, max_batch_size=4).start()
+    try:
+        huge = b.submit(seqs([10] * 200, start=1))
+        time.sleep(0.05)  # the worker is now held inside its first batch of the huge job
+        small = b.submit(seqs([10, 10], start=1000))
+        enc.gate.set()
+        small.future.result(5)
+        batches_before_small = next(i for i, batch in enumerate(enc.batches) if any(x[0] >= 1000 for x in batch))
+        assert batches_before_small <= 2, "the small request waited behind the huge one"
+        assert not huge.future.done()
+        huge.future.result(10)
+    finally:
+        b.close()
+
+
+def test_batch_mixes_clients_and_respects_budget_and_size():
+    enc = FakeEncoder()
+    enc.gate.clear()
+    b = DynamicBatcher(enc, 4, max_batch_tokens=100, max_batch_size=6).start()
+    try:
+        b.submit([[1]])  # the worker takes it and blocks at the gate
+        time.sleep(0.05)
+        jobs = [b.submit(seqs([4, 6, 8], start=10 * k)) for k in range(1, 5)]
+        enc.gate.set()
+        for j in jobs:
+            j.future.result(5)
+    finally:
+        b.close()
+    for batch in enc.batches:
+        assert len(batch) <= 6 and len(batch) * max(len(x) for x in batch) <= 100
+    assert len({x[0] // 10 for x in enc.batches[1]}) > 1, "one batch should carry several clients' inputs"
+
+
+def test_queue_full_refuses_with_retry_after_and_bounded_tokens():
+    enc = FakeEncoder()
+    enc.gate.clear()
+    b = DynamicBatcher(enc, 4, max_queue_tokens=50).start()
+    try:
+        b.submit(seqs([1]))
+        time.sleep(0.05)
+        b.submit(seqs([20, 20]))
+        with pytest.raises(QueueFullError) as info:
+            b.submit(seqs([20]))
+        assert 1 <= info.value.retry_after <= 60 and b.queue_tokens == 40
+    finally:
+        enc.gate.set()
+        b.close()
+
+
+def test_cancel_drops_queued_inputs_and_they_are_never_run():
+    enc = FakeEncoder()
+    enc.gate.clear()
+    b = DynamicBatcher(enc, 4, max_batch_tokens=16).start()
+    try:
+        b.submit([[1]])
+        time.sleep(0.05)
+        job = b.submit(seqs([5] * 10, start=500))
+        assert b.queue_inputs == 10
+        assert b.cancel(job) == 10
+        assert b.queue_inputs == 0 and b.queue_tokens == 0 and job.future.cancelled()
+        enc.gate.set()
+    finally:
+        b.close()
+    assert not any(x[0] >= 500 for batch in enc.batches for x in batch)
+
+
+def test_close_drains_queued_work_then_refuses_new():
+    enc = FakeEncoder()
+    enc.gate.clear()
+    b = DynamicBatcher(enc, 4, max_batch_tokens=8).start()
+    jobs = [b.submit(seqs([4, 4, 4])) for _ in range(3)]
+    closer = threading.Thread(target=b.close)
+    closer.start()
+    time.sleep(0.05)
+    with pytest.raises(ShuttingDownError):
+        b.submit([[1]])
+    enc.gate.set()
+    closer.join(10)
+    assert all(j.future.done() and not j.future.cancelled() for j in jobs)
+    assert not b.running
+
+
+def test_model_failure_fails_only_that_batch_and_keeps_serving():
+    enc = FakeEncoder(fail_on=666)
+    b = DynamicBatcher(enc, 4).start()
+    try:
+        with pytest.raises(RuntimeError, match="model failed"):
+            b.submit([[666, 1]]).future.result(5)
+        assert b.submit([[1, 2]]).future.result(5).shape == (1, 4)
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("bad", [[], [[]], [[1], []]])
+def test_submit_rejects_empty(bad):
+    b = DynamicBatcher(FakeEncoder(), 4)
+    with pytest.raises(ValueError, match="non-empty"):
+        b.submit(bad)
+
+
+@pytest.mark.parametrize("name", ["max_batch_tokens", "max_batch_size", "max_queue_tokens"])
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "8"])
+def test_constructor_rejects_bad_limits(name, value):
+    with pytest.raises(ValueError, match=name):
+        DynamicBatcher(FakeEncoder(), 4, **{name: value})
