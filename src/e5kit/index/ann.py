@@ -30,6 +30,9 @@ SEARCH_PARAMS = {"nprobe", "refine", "ef_search"}
 
 
 def _faiss():
+    import logging
+
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it logs its CPU-feature probing at INFO
     try:
         import faiss
     except ImportError as exc:  # pragma: no cover - faiss is in the index extra

@@ -7,6 +7,7 @@ the same fields, so its ids are the dense index's ids in the same order (checked
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,8 @@ def build_bm25(
         raise IndexFormatError(
             f"the corpus files changed since {dense.folder} was built; rebuild the index first"
         )
+    if show_progress is None:
+        show_progress = sys.stderr.isatty()
     index = BM25Index.build(ids, texts, k1=k1, b=b, show_progress=show_progress)
     index.save(bm25_folder(dense))
     return index
