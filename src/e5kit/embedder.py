@@ -17,7 +17,7 @@ from e5kit.encode.engine import EncodeEngine, EncodeStats
 from e5kit.encode.precision import DTYPES, resolve_device, resolve_precision
 from e5kit.model.checkpoint import DEFAULT_MODEL, Checkpoint, read_checkpoint
 from e5kit.model.encoder import TransformerEncoder, load_hf_model, load_tokenizer
-from e5kit.model.prompts import PromptPolicy, add_prefix, passage_text, policy_for
+from e5kit.model.prompts import STANDARD_ROLES, PromptPolicy, add_prefix, passage_text, policy_for
 
 log = logging.getLogger("e5kit")
 
@@ -116,10 +116,9 @@ class E5:
         if prefix is not None and prompt_name is not None:
             raise ValueError("give either prefix= or prompt_name=, not both")
         if prompt_name is not None:
-            if prompt_name not in self.policy.prompts and prompt_name != "none":
-                if self.policy.prompts:
-                    raise ValueError(f"prompt_name {prompt_name!r} is not one of {sorted(self.policy.prompts)}")
-                return ""  # a model without prompts takes every role without a prefix
+            if not isinstance(prompt_name, str) or not self.policy.knows(prompt_name):
+                known = sorted({*STANDARD_ROLES, *self.policy.prompts})
+                raise ValueError(f"prompt_name {prompt_name!r} is not one of {known}")
             return self.policy.prefix_for(prompt_name)
         if prefix is not None and not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")

@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "intfloat/e5-base-unsupervised"
 # Encoders whose outputs mean-pool like BERT's (E5 is BERT; multilingual-e5 is XLM-R).
 BERT_FAMILY = frozenset({"bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra", "mpnet"})
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+)
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "vocab.json")
 POOLING_MODES = frozenset({"mean", "cls"})
 HUB_PATTERNS = [
@@ -115,6 +117,10 @@ def _st_modules(folder: Path, name: str) -> tuple[str, bool, int | None]:
             sbert = folder / m.get("path", "") / "sentence_bert_config.json"
     if sbert.exists():
         max_len = _read_json(sbert, name).get("max_seq_length")
+    tok_cfg = folder / "tokenizer_config.json"
+    if max_len is None and tok_cfg.exists():  # sentence-transformers >= 5 keeps it as model_max_length
+        stored = _read_json(tok_cfg, name).get("model_max_length")
+        max_len = stored if isinstance(stored, int) and 0 < stored < 1_000_000 else None
     return pooling, normalize, max_len
 
 
@@ -154,7 +160,8 @@ def read_checkpoint(model: str | os.PathLike[str]) -> Checkpoint:
         )
     weights = next((f for f in WEIGHT_FILES if (folder / f).exists()), None)
     if weights is None:
-        raise ModelLoadError(f"model {name!r}: no weights in {folder} (looked for {', '.join(WEIGHT_FILES)}). {HOW_TO_FIX}")
+        looked = ", ".join(WEIGHT_FILES)
+        raise ModelLoadError(f"model {name!r}: no weights in {folder} (looked for {looked}). {HOW_TO_FIX}")
     if not any((folder / f).exists() for f in TOKENIZER_FILES):
         raise ModelLoadError(
             f"model {name!r}: no tokenizer files in {folder} (looked for {', '.join(TOKENIZER_FILES)}). {HOW_TO_FIX}"

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 E5_PROMPTS: dict[str, str] = {"query": "query: ", "passage": "passage: "}
+STANDARD_ROLES = ("query", "passage", "none")
+ROLE_ALIASES = {"passage": ("passage", "document", "doc")}
 
 # (pattern on the model name, prompts). First match wins. Names are hub ids or folder names.
 KNOWN_FAMILIES: tuple[tuple[str, Mapping[str, str]], ...] = (
@@ -28,10 +30,20 @@ class PromptPolicy:
     source: str = "none"  # "checkpoint", "family:<pattern>", "user" or "none"
 
     def prefix_for(self, role: str | None) -> str:
-        """Prefix for a role ("query", "passage", ...); "" for None or a role the policy lacks."""
+        """Prefix for a role ("query", "passage", ...); "" for None or a role the policy lacks.
+
+        "passage" also finds a prompt stored as "document" or "doc" (sentence-transformers' names).
+        """
         if role is None or role == "none":
             return ""
-        return self.prompts.get(role, "")
+        for name in ROLE_ALIASES.get(role, (role,)):
+            if name in self.prompts:
+                return self.prompts[name]
+        return ""
+
+    def knows(self, role: str) -> bool:
+        """Whether `role` is a standard role or a prompt this policy stores."""
+        return role in STANDARD_ROLES or role in self.prompts
 
 
 def policy_for(
@@ -42,8 +54,9 @@ def policy_for(
     """Choose the prompt policy: user override, then prompts stored in the checkpoint, then family."""
     if override is not None:
         return PromptPolicy(dict(override), "user")
-    if stored_prompts:
-        return PromptPolicy(dict(stored_prompts), "checkpoint")
+    stored = {k: v for k, v in (stored_prompts or {}).items() if v}  # empty prompts mean "no prefix"
+    if stored:
+        return PromptPolicy(stored, "checkpoint")
     base = name.rstrip("/").lower()
     for pattern, prompts in KNOWN_FAMILIES:
         if re.search(pattern, base):

@@ -44,7 +44,9 @@ def write_checkpoint(folder: Path, hf_model: Any, hf_tokenizer: Any, *, max_seq_
             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
         ]
         if normalize:
-            modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+            modules.append(
+                {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+            )
             (tmp / "2_Normalize").mkdir()
         _write_json(tmp / "modules.json", modules)
         _write_json(tmp / "sentence_bert_config.json", {"max_seq_length": int(max_seq_length), "do_lower_case": False})

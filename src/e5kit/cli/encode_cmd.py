@@ -1,0 +1,39 @@
+"""`e5kit encode INPUT -o OUTPUT --role query|passage|none`."""
+
+from __future__ import annotations
+
+import argparse
+
+from e5kit.cli.common import add_model_args, load_model, progress_flag
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("encode", help="embed texts from a file or stdin into .npy/.jsonl/.parquet",
+                       description="Embed every text of INPUT (.txt one per line, .jsonl[.gz], .parquet, or - for "
+                       "stdin text) and write OUTPUT (.npy, .jsonl[.gz], .parquet). JSONL records give 'text' or "
+                       "'title' + 'text'; ids are kept when present.")
+    p.add_argument("input", help="input file, or - for stdin (one text per line)")
+    p.add_argument("-o", "--output", required=True, help="output file: .npy (+ NAME.ids.txt), .jsonl, .parquet")
+    p.add_argument("--role", choices=("query", "passage", "none"), required=True,
+                   help="which prompt to add: the model's query or passage prompt, or none")
+    p.add_argument("--text-field", default="text", help="JSONL/Parquet field with the text (default: text)")
+    p.add_argument("--title-field", default="title",
+                   help="field joined before the text as title + ' ' + text (default: title; '' for none)")
+    p.add_argument("--id-field", default="_id", help="id field (default: _id, then id)")
+    p.add_argument("--no-normalize", action="store_true", help="skip L2 normalization")
+    add_model_args(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from e5kit.io.embed_files import encode_file
+
+    path, count = encode_file(
+        load_model(args), args.input, args.output, role=args.role, text_field=args.text_field,
+        title_field=args.title_field or None, id_field=args.id_field, normalize=not args.no_normalize,
+        show_progress=progress_flag(args),
+    )
+    logging.getLogger("e5kit").info("wrote %d embeddings to %s", count, path)
+    return 0

@@ -1,0 +1,64 @@
+"""E5.save writes a layout sentence-transformers loads with the same vectors, and the reverse."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from e5kit import E5
+from tests.texts import mixed_texts
+
+
+def test_save_layout_has_everything_inference_needs(tiny_e5, tmp_path):
+    out = E5(tiny_e5).save(tmp_path / "saved")
+    names = {p.relative_to(out).as_posix() for p in out.rglob("*")}
+    for required in ("config.json", "model.safetensors", "modules.json", "sentence_bert_config.json",
+                     "1_Pooling/config.json", "config_sentence_transformers.json", "tokenizer.json"):
+        assert required in names
+    st_cfg = json.loads((out / "config_sentence_transformers.json").read_text())
+    assert st_cfg["prompts"] == {"query": "query: ", "passage": "passage: "}
+    assert json.loads((out / "1_Pooling/config.json").read_text())["pooling_mode_mean_tokens"] is True
+    assert not list(tmp_path.glob(".saved.*"))  # the temp folder was renamed, nothing left behind
+
+
+def test_sentence_transformers_reproduces_e5_vectors(tiny_e5, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    e5 = E5(tiny_e5)
+    folder = e5.save(tmp_path / "saved")
+    st = SentenceTransformer(str(folder), device="cpu")
+    # sentence-transformers adds a prompt even when the text carries it already; e5kit never doubles it
+    texts = [t for t in mixed_texts(60, seed=3) if not t.startswith(("query:", "passage:"))]
+    q_st = st.encode(texts, prompt_name="query", convert_to_numpy=True)
+    p_st = st.encode(texts, prompt_name="passage", convert_to_numpy=True)
+    assert np.abs(q_st - e5.encode_queries(texts)).max() <= 1e-5
+    assert np.abs(p_st - e5.encode_passages(texts)).max() <= 1e-5
+    reloaded = E5(folder)  # prompts now come from the saved checkpoint itself
+    assert reloaded.prompts == e5.prompts and reloaded.policy.source == "checkpoint"
+    assert np.abs(reloaded.encode_queries(texts) - e5.encode_queries(texts)).max() <= 1e-6
+    already = st.encode(["how much protein"], prompt_name="query", convert_to_numpy=True)
+    assert np.abs(e5.encode_queries(["query: how much protein"]) - already).max() <= 1e-5
+
+
+@pytest.mark.slow
+def test_model_saved_by_sentence_transformers_loads_with_same_vectors(minilm_path, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(minilm_path), device="cpu")
+    folder = tmp_path / "st-saved"
+    st.save(str(folder))
+    texts = mixed_texts(60, seed=4)
+    e5 = E5(folder)
+    assert e5.max_seq_length == 256 and e5.prompts == {}
+    assert np.abs(e5.encode(texts) - st.encode(texts, convert_to_numpy=True)).max() <= 1e-5
+
+
+def test_save_overwrites_atomically(tiny_e5, tmp_path):
+    e5 = E5(tiny_e5)
+    target = tmp_path / "saved"
+    target.mkdir()
+    (target / "stale.txt").write_text("old")
+    e5.save(target)
+    assert not (target / "stale.txt").exists() and (target / "model.safetensors").exists()
