@@ -1,0 +1,49 @@
+"""A tiny E5 model and live servers on 127.0.0.1 (ephemeral ports), shared by the serve tests."""
+
+from __future__ import annotations
+
+import pytest
+
+API_KEY = "test-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def serve_ckpt(tmp_path_factory):
+    """A tiny E5-named checkpoint whose tokenizer knows its whole vocab.txt (token ids must differ)."""
+    from transformers import BertTokenizerFast
+
+    from tests.conftest import make_tiny_bert
+
+    folder = make_tiny_bert(tmp_path_factory.mktemp("serve-ckpt"), name="e5-small-unsupervised", seed=2)
+    tok = BertTokenizerFast(vocab=str(folder / "vocab.txt"), do_lower_case=True, model_max_length=64)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def e5_model(serve_ckpt):
+    from e5kit import E5
+
+    model = E5(serve_ckpt)
+    assert len(model.engine.tokenizer.hf) > 100, "the tiny tokenizer lost its vocabulary"
+    return model
+
+
+def start_server(model, **config):
+    from e5kit.serve import BackgroundServer, ServeConfig, create_app
+
+    cfg = ServeConfig(port=0, **config)
+    return BackgroundServer(create_app(model, cfg), cfg)
+
+
+@pytest.fixture(scope="session")
+def server(e5_model):
+    """An open server with small limits so limit tests stay cheap."""
+    with start_server(e5_model, max_request_inputs=64, max_body_bytes=200_000) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def keyed_server(e5_model):
+    with start_server(e5_model, api_key=API_KEY) as srv:
+        yield srv

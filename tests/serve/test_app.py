@@ -1,0 +1,195 @@
+"""The live server through the real OpenAI client and raw HTTP: results equal E5.encode_*, every endpoint."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import numpy as np
+import openai
+import pytest
+
+from tests.serve.conftest import API_KEY
+
+TEXTS = ["what is protein", "", "Water and FIRE, earth!", "query: already prefixed", "café 中文 🙂",
+         "the cell " * 10]
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+
+
+def vectors(resp) -> np.ndarray:
+    """Rows of a response; explicit base64 stays a string in the client, so decode it here."""
+    rows = [np.frombuffer(base64.b64decode(d.embedding), dtype="<f4") if isinstance(d.embedding, str)
+            else d.embedding for d in resp.data]
+    return np.array(rows, dtype=np.float32)
+
+
+@pytest.mark.parametrize("fmt", ["float", "base64", None])
+def test_openai_client_equals_encode_queries_by_default(client, e5_model, fmt):
+    kwargs = {"encoding_format": fmt} if fmt else {}  # None: the client asks for base64 and decodes it
+    resp = client.embeddings.create(model="e5", input=TEXTS, **kwargs)
+    np.testing.assert_allclose(vectors(resp), e5_model.encode_queries(TEXTS), atol=1e-5)
+    assert [d.index for d in resp.data] == list(range(len(TEXTS)))
+    assert resp.usage.prompt_tokens == resp.usage.total_tokens == sum(e5_model.count_tokens(TEXTS, prefix="query: "))
+    assert resp.model == "e5-small-unsupervised"
+
+
+@pytest.mark.parametrize("input_type", ["query", "passage", "none"])
+def test_input_type_applies_the_e5_prefix(client, e5_model, input_type):
+    resp = client.embeddings.create(model="e5", input=TEXTS, extra_body={"input_type": input_type})
+    want = {"query": e5_model.encode_queries, "passage": e5_model.encode_passages,
+            "none": e5_model.encode}[input_type](TEXTS)
+    np.testing.assert_allclose(vectors(resp), want, atol=1e-5)
+
+
+def test_single_string_and_token_id_inputs(client, e5_model):
+    one = client.embeddings.create(model="e5", input="what is protein")
+    np.testing.assert_allclose(vectors(one), e5_model.encode_queries(["what is protein"]), atol=1e-5)
+    texts = ["what is protein", "water and fire"]
+    ids = [e5_model.engine.tokenizer.hf(t, add_special_tokens=False)["input_ids"] for t in texts]
+    many = client.embeddings.create(model="e5", input=ids, extra_body={"input_type": "passage"})
+    np.testing.assert_allclose(vectors(many), e5_model.encode_passages(texts), atol=1e-5)
+    single = client.embeddings.create(model="e5", input=ids[0])
+    np.testing.assert_allclose(vectors(single), e5_model.encode_queries(texts[:1]), atol=1e-5)
+
+
+def test_base64_is_little_endian_float32(server, e5_model):
+    r = httpx.post(server.url + "/v1/embeddings", json={"input": ["water"], "encoding_format": "base64"})
+    raw = np.frombuffer(base64.b64decode(r.json()["data"][0]["embedding"]), dtype="<f4")
+    np.testing.assert_allclose(raw, e5_model.encode_queries(["water"])[0], atol=1e-5)
+
+
+def test_dimensions_only_the_models_own(client, e5_model):
+    ok = client.embeddings.create(model="e5", input="x", dimensions=e5_model.dim)
+    assert len(ok.data[0].embedding) == e5_model.dim
+    with pytest.raises(openai.UnprocessableEntityError, match="dimensions=8 is not supported"):
+        client.embeddings.create(model="e5", input="x", dimensions=8)
+
+
+def test_embed_tei_style(server, e5_model):
+    r = httpx.post(server.url + "/embed", json={"inputs": TEXTS, "prompt_name": "passage"})
+    np.testing.assert_allclose(np.array(r.json()), e5_model.encode_passages(TEXTS), atol=1e-5)
+    raw = httpx.post(server.url + "/embed", json={"inputs": "water", "normalize": False, "prompt_name": "none"})
+    np.testing.assert_allclose(np.array(raw.json()), e5_model.encode(["water"], normalize=False), atol=1e-5)
+    long = httpx.post(server.url + "/embed", json={"inputs": ["water " * 100], "truncate": True})
+    np.testing.assert_allclose(np.array(long.json()), e5_model.encode_queries(["water " * 100]), atol=1e-5)
+
+
+def test_similarity(server, e5_model):
+    body = {"inputs": {"source_sentence": "what is protein", "sentences": ["protein", "water", "what is protein"]}}
+    r = httpx.post(server.url + "/similarity", json=body)
+    q = e5_model.encode_queries(["what is protein", "protein", "water", "what is protein"])
+    np.testing.assert_allclose(r.json(), q[1:] @ q[0], atol=1e-5)
+    assert r.json()[2] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_health_ready_info_metrics(server, e5_model):
+    assert httpx.get(server.url + "/health").json() == {"status": "ok"}
+    assert httpx.get(server.url + "/ready").status_code == 200
+    info = httpx.get(server.url + "/info").json()
+    assert info["dim"] == e5_model.dim and info["max_input_tokens"] == 64 and info["precision"] == "fp32"
+    assert info["prompts"] == {"query": "query: ", "passage": "passage: "} and info["version"]
+    assert "/" not in info["model"], "the server's file paths must not leak"
+    httpx.post(server.url + "/embed", json={"inputs": ["a", "b"]})
+    text = httpx.get(server.url + "/metrics").text
+    for family in ("e5kit_requests_total", "e5kit_request_duration_seconds_bucket", "e5kit_batch_size_bucket",
+                   "e5kit_tokens_per_second", "e5kit_queue_depth", "e5kit_tokens_total"):
+        assert family in text
+    assert 'e5kit_requests_total{endpoint="/embed",status="200"}' in text
+
+
+def test_openapi_schema_lists_every_route_and_the_e5_fields(server):
+    schema = httpx.get(server.url + "/openapi.json").json()
+    assert schema["openapi"].startswith("3.")
+    assert {"/v1/embeddings", "/embed", "/similarity", "/health", "/ready", "/info", "/metrics"} <= set(schema["paths"])
+    props = schema["components"]["schemas"]["EmbeddingsRequest"]["properties"]
+    assert {"input", "encoding_format", "dimensions", "input_type", "truncate"} <= set(props)
+    assert "422" in schema["paths"]["/v1/embeddings"]["post"]["responses"]
+
+
+# -- bad requests: status, and the message names the field -----------------------------------------------
+BAD = [
+    ("/v1/embeddings", b"{bad json", 422, "not valid JSON"),
+    ("/v1/embeddings", b"", 422, "body is missing"),
+    ("/v1/embeddings", b"[1, 2]", 422, "body must be a JSON object"),
+    ("/v1/embeddings", b"{}", 422, "input: Field required"),
+    ("/v1/embeddings", b'{"input": []}', 422, "input must not be an empty list"),
+    ("/v1/embeddings", b'{"input": null}', 422, "input: must be"),
+    ("/v1/embeddings", b'{"input": ["a", 1]}', 422, "input: must be"),
+    ("/v1/embeddings", b'{"input": [[1, "a"]]}', 422, "input: must be"),
+    ("/v1/embeddings", b'{"input": [[]]}', 422, "input: must be"),
+    ("/v1/embeddings", b'{"input": 5}', 422, "input: must be"),
+    ("/v1/embeddings", b'{"input": [[5, 999999]]}', 422, "token id 999999"),
+    ("/v1/embeddings", b'{"input": [-3]}', 422, "token id -3"),
+    ("/v1/embeddings", b'{"input": "a", "encoding_format": "hex"}', 422, "encoding_format"),
+    ("/v1/embeddings", b'{"input": "a", "input_type": "document"}', 422, "input_type"),
+    ("/v1/embeddings", b'{"input": "a", "input_typ": "query"}', 422, "input_typ: unknown field"),
+    ("/v1/embeddings", b'{"input": "a", "truncate": "yes"}', 422, "truncate"),
+    ("/v1/embeddings", b'{"input": "a", "dimensions": "32"}', 422, "dimensions"),
+    ("/v1/embeddings", b'{"input": "' + b"water " * 100 + b'"}', 413, "input[0] has 104"),  # 100 words + "query: " + 2 special
+    ("/v1/embeddings", b'{"input": ["a"' + b', "a"' * 64 + b"]}", 413, "65 inputs, the limit is 64"),
+    ("/v1/embeddings", b'{"input": "' + b"a" * 300_000 + b'"}', 413, "the limit is 200000"),
+    ("/embed", b'{"inputs": []}', 422, "inputs: must be"),
+    ("/embed", b'{"inputs": "a", "prompt_name": "search"}', 422, "prompt_name 'search' is not one of"),
+    ("/embed", b'{"inputs": "a", "normalize": 1}', 422, "normalize"),
+    ("/embed", b'{"inputs": ["' + b"water " * 100 + b'"], "truncate": false}', 413, "send truncate=true"),
+    ("/similarity", b'{"inputs": {"source_sentence": "a", "sentences": []}}', 422, "inputs.sentences"),
+    ("/similarity", b'{"inputs": {"sentences": ["a"]}}', 422, "inputs.source_sentence: Field required"),
+    ("/nowhere", b"{}", 404, "Not Found"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "status", "needle"), BAD, ids=[f"{p}-{s}-{n[:24]}" for p, _, s, n in BAD])
+def test_malformed_requests_table(server, path, body, status, needle):
+    r = httpx.post(server.url + path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert needle in err["message"], err
+    assert "Traceback" not in r.text and "File \"" not in r.text
+
+
+def test_wrong_method_and_streamed_oversize_body(server):
+    assert httpx.get(server.url + "/v1/embeddings").status_code == 405
+
+    def chunks():  # no Content-Length: the limit is enforced while the body streams in
+        for _ in range(30):
+            yield b" " * 10_000
+
+    r = httpx.post(server.url + "/v1/embeddings", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "over the limit" in r.json()["error"]["message"]
+
+
+def test_bearer_auth(keyed_server):
+    url = keyed_server.url
+    body = {"input": "water"}
+    assert httpx.post(url + "/v1/embeddings", json=body).status_code == 401
+    bad = httpx.post(url + "/v1/embeddings", json=body, headers={"Authorization": "Bearer wrong"})
+    assert bad.status_code == 401 and bad.headers["www-authenticate"] == "Bearer"
+    assert httpx.post(url + "/v1/embeddings", json=body, headers={"Authorization": API_KEY}).status_code == 401
+    assert httpx.get(url + "/metrics").status_code == 401 and httpx.get(url + "/info").status_code == 401
+    assert httpx.get(url + "/health").status_code == 200 and httpx.get(url + "/ready").status_code == 200
+    good = openai.OpenAI(base_url=url + "/v1", api_key=API_KEY, max_retries=0)
+    assert len(good.embeddings.create(model="e5", input="water").data) == 1
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=url + "/v1", api_key="nope", max_retries=0).embeddings.create(model="e", input="x")
+
+
+def test_internal_errors_hide_the_traceback(e5_model, monkeypatch):
+    from tests.serve.conftest import start_server
+
+    with start_server(e5_model) as srv:
+        svc_tokens = None
+
+        def boom(*a, **k):
+            raise RuntimeError("secret internal detail")
+
+        import e5kit.serve.tokens as tokens_mod
+
+        monkeypatch.setattr(tokens_mod.RequestTokenizer, "texts", boom)
+        r = httpx.post(srv.url + "/embed", json={"inputs": "a"})
+        assert r.status_code == 500 and "secret" not in r.text and "Traceback" not in r.text
+        assert r.json()["error"]["type"] == "server_error"
+        assert svc_tokens is None
