@@ -1,0 +1,55 @@
+"""Initial weights for a run: any checkpoint e5kit loads, or a fresh random BERT of given sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from e5kit.errors import ModelLoadError
+from e5kit.train.config import ModelSizes, TrainConfig
+
+
+def fresh_bert(sizes: ModelSizes, *, seed: int) -> tuple[torch.nn.Module, Any]:
+    """A randomly initialised BertModel with the vocabulary of `sizes.tokenizer`."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    try:
+        tok = AutoTokenizer.from_pretrained(sizes.tokenizer, use_fast=True)
+    except Exception as exc:
+        raise ModelLoadError(f"fresh.tokenizer {sizes.tokenizer!r}: no tokenizer could be loaded ({exc})") from exc
+    if sizes.hidden % sizes.heads:
+        raise ModelLoadError(f"fresh.hidden {sizes.hidden} is not divisible by fresh.heads {sizes.heads}")
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=sizes.hidden, num_hidden_layers=sizes.layers,
+                     num_attention_heads=sizes.heads, intermediate_size=sizes.intermediate,
+                     max_position_embeddings=sizes.max_positions, hidden_dropout_prob=sizes.dropout,
+                     attention_probs_dropout_prob=sizes.dropout, pad_token_id=tok.pad_token_id or 0)
+    torch.manual_seed(seed)
+    return BertModel(cfg, add_pooling_layer=False, attn_implementation="sdpa"), tok
+
+
+def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, Any]:
+    """(hf_model, hf_tokenizer) for the start of training, in fp32 and train mode."""
+    if not cfg.init:
+        model, tok = fresh_bert(cfg.fresh, seed=cfg.seed)
+    else:
+        from transformers import AutoTokenizer
+
+        from e5kit.model.checkpoint import read_checkpoint
+        from e5kit.model.encoder import load_hf_model
+
+        ckpt = read_checkpoint(cfg.init)
+        model = load_hf_model(ckpt)
+        tok = AutoTokenizer.from_pretrained(ckpt.path, use_fast=True)
+    return model.float().train(), tok
+
+
+def prepare_for_training(model: torch.nn.Module, cfg: TrainConfig) -> torch.nn.Module:
+    """Freeze what E5 freezes (position embeddings) and what mean pooling never uses (the pooler)."""
+    for name, param in model.named_parameters():
+        if name.startswith("pooler.") or (cfg.freeze_position_embeddings and "position_embeddings" in name):
+            param.requires_grad_(False)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train(cfg.dropout)
+    return model

@@ -1,0 +1,226 @@
+"""The training loop: pairs -> tokens -> GradCache step over the (gathered) global batch -> AdamW.
+
+One `Trainer(cfg).run()` call trains, logs, checkpoints and resumes; the CLI (`e5kit train`) and
+torchrun both just call it. Every rank reads the same seeded pair stream and takes its own slice of
+each global batch, so a run on N processes sees exactly the batches of a run on one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from e5kit.model.prompts import add_prefix
+from e5kit.train.config import TrainConfig, save_config
+from e5kit.train.data import Pair, PairStream
+from e5kit.train.distributed import DistInfo, gather_with_grad, init_distributed, local_slice
+from e5kit.train.gradcache import GradientCache, TokenBatch, full_batch_backward
+from e5kit.train.init import initial_model, prepare_for_training
+from e5kit.train.loss import ContrastiveOutput, info_nce
+from e5kit.train.metrics import MetricsLog
+from e5kit.train.state import clean_partial, latest, load_state, rng_state, save_training_checkpoint, set_rng_state
+
+log = logging.getLogger(__name__)
+
+EvalHook = Callable[[Path], dict[str, float]]  # checkpoint folder -> {task name: main score}
+CKPT_DIR = "checkpoints"
+
+
+def pair_texts(pairs: list[Pair], cfg: TrainConfig) -> list[list[str]]:
+    """[queries, passages(, hard negatives)] with prefixes; negatives: k per pair, in pair order.
+
+    A pair with fewer than k negatives repeats its own; one with none borrows the next pair's passage.
+    """
+    groups = [[add_prefix(p.query, cfg.query_prefix) for p in pairs],
+              [add_prefix(p.passage, cfg.passage_prefix) for p in pairs]]
+    k = cfg.hard_negatives
+    if k:
+        negs = []
+        for i, p in enumerate(pairs):
+            own = p.negatives or [pairs[(i + 1) % len(pairs)].passage]
+            negs.extend(own[j % len(own)] for j in range(k))
+        groups.append([add_prefix(n, cfg.passage_prefix) for n in negs])
+    return groups
+
+
+def tokenize(tokenizer: Any, texts: list[str], max_length: int, device: torch.device) -> TokenBatch:
+    enc = tokenizer(texts, max_length=max_length, truncation=True, padding=True, return_tensors="pt",
+                    return_token_type_ids=False)
+    return {"input_ids": enc["input_ids"].to(device), "attention_mask": enc["attention_mask"].to(device)}
+
+
+def pick_device(cfg: TrainConfig, info: DistInfo) -> torch.device:
+    name = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and info.enabled:
+        name = f"cuda:{info.local_rank}"
+    return torch.device(name)
+
+
+class Trainer:
+    """Runs one configured training; `resume=True` continues from the newest complete checkpoint."""
+
+    def __init__(self, cfg: TrainConfig, *, resume: bool = False, eval_hook: EvalHook | None = None) -> None:
+        self.cfg = cfg.validate()
+        self.resume = resume
+        self.eval_hook = eval_hook
+        self.run_dir = Path(cfg.output_dir)
+        self.ckpt_root = self.run_dir / CKPT_DIR
+
+    # -- set-up -------------------------------------------------------------------------------------
+    def _setup(self) -> int:
+        cfg = self.cfg
+        self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.info = init_distributed(self.device.type)
+        self.device = pick_device(cfg, self.info)
+        self.model, self.tokenizer = initial_model(cfg)
+        start, state = 0, None
+        if self.info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            for p in clean_partial(self.ckpt_root):
+                log.warning("removed an incomplete checkpoint left by a killed run: %s", p)
+        if self.resume:
+            folder = latest(self.ckpt_root)
+            if folder is None:
+                log.warning("--resume: no checkpoint in %s; starting from the beginning", self.ckpt_root)
+            else:
+                state = load_state(folder)
+                start = int(state["step"])
+                self._load_weights(folder)
+                log.info("resuming from %s (step %d)", folder, start)
+        prepare_for_training(self.model, cfg)
+        self.model.to(self.device)
+        self.net: torch.nn.Module = self.model
+        if self.info.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids, broadcast_buffers=False)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = self._optimizer()
+        from transformers import get_linear_schedule_with_warmup
+
+        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, cfg.warmup_steps, cfg.steps)
+        bad_log = self.run_dir / "bad_records.log" if self.info.is_main else None
+        self.stream = PairStream([(s.name, s.paths, s.weight) for s in cfg.sources], seed=cfg.seed,
+                                 buffer_size=cfg.shuffle_buffer, max_bad_fraction=cfg.max_bad_fraction,
+                                 bad_log=bad_log)
+        if state is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.stream.load_state(state["data"])
+            set_rng_state(state["rng"])
+        self.autocast = torch.bfloat16 if cfg.bf16 else None
+        self.cache = GradientCache(self.net, chunk_size=cfg.chunk_size, autocast_dtype=self.autocast)
+        return start
+
+    def _load_weights(self, folder: Path) -> None:
+        from safetensors.torch import load_file
+
+        result = self.model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=False)
+        names = dict(self.model.named_parameters())
+        missing = [k for k in result.missing_keys if k in names]
+        if missing or result.unexpected_keys:
+            raise RuntimeError(f"checkpoint {folder} does not fit the model: missing {missing[:5]}, "
+                               f"unexpected {result.unexpected_keys[:5]}")
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        decay = [p for n, p in self.model.named_parameters() if p.requires_grad and p.ndim >= 2]
+        no_decay = [p for n, p in self.model.named_parameters() if p.requires_grad and p.ndim < 2]  # biases, norms
+        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=self.cfg.lr, fused=False, foreach=False)
+
+    # -- one step -------------------------------------------------------------------------------------
+    def _loss(self, reps: list[torch.Tensor]) -> ContrastiveOutput:
+        q, p = gather_with_grad(reps[0]), gather_with_grad(reps[1])
+        negs = gather_with_grad(reps[2]) if len(reps) > 2 else None
+        return info_nce(q, p, negatives=negs, temperature=self.cfg.temperature, symmetric=self.cfg.symmetric)
+
+    def step(self, step: int) -> dict[str, float]:
+        """One optimisation step on the next global batch; returns its metrics."""
+        cfg, t0 = self.cfg, time.perf_counter()
+        torch.manual_seed(cfg.seed * 1_000_003 + step * 7919 + self.info.rank)  # dropout masks: per step and rank
+        pairs = self.stream.take(cfg.batch_size)[local_slice(cfg.batch_size, self.info)]
+        batches = [tokenize(self.tokenizer, texts, cfg.max_length, self.device) for texts in pair_texts(pairs, cfg)]
+        self.optimizer.zero_grad(set_to_none=True)
+        if cfg.chunk_size or self.info.enabled:
+            out = self.cache.backward(batches, self._loss)
+        else:
+            out = full_batch_backward(self.net, batches, self._loss, autocast_dtype=self.autocast)
+        norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        seconds = time.perf_counter() - t0
+        tokens = sum(int(b["attention_mask"].sum()) for b in batches) * self.info.world_size
+        return {"loss": float(out.loss), "accuracy": out.accuracy, "lr": lr, "grad_norm": float(norm),
+                "pairs_per_s": cfg.batch_size / seconds, "tokens_per_s": tokens / seconds, "step_seconds": seconds}
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def save(self, step: int) -> Path | None:
+        """Checkpoint after `step` steps (rank 0 writes; the others wait)."""
+        folder = None
+        if self.info.is_main:
+            from e5kit.model.save import write_checkpoint
+
+            prompts = {"query": self.cfg.query_prefix, "passage": self.cfg.passage_prefix}
+            max_len = min(512, int(self.model.config.max_position_embeddings))
+
+            def write_model(dest: Path) -> None:
+                write_checkpoint(dest, self.model, self.tokenizer, max_seq_length=max_len, prompts=prompts,
+                                 extra_files={"train_config.json": self.cfg.to_dict()})
+
+            state = {"step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     "rng": rng_state(), "data": self.stream.state(), "config": self.cfg.to_dict()}
+            folder = save_training_checkpoint(self.ckpt_root, step, write_model=write_model, state=state,
+                                              keep_last=self.cfg.keep_last)
+        if self.info.enabled:
+            torch.distributed.barrier()
+        return folder
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def run(self) -> Path:
+        """Train to `cfg.steps`; returns the final checkpoint folder."""
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        start = self._setup()
+        main = self.info.is_main
+        if main:
+            save_config(cfg, self.run_dir / "train_config.json")
+        metrics = MetricsLog(self.run_dir, resume_step=start if self.resume else None) if main else None
+        bar = tqdm(total=cfg.steps, initial=start, disable=not (cfg.progress and main), desc="train", unit="step")
+        last = latest(self.ckpt_root) if start else None
+        try:
+            for step in range(start, cfg.steps):
+                values = self.step(step)
+                done = step + 1
+                if metrics is not None and (done % cfg.log_every == 0 or done == cfg.steps):
+                    metrics.write(done, values)
+                bar.set_postfix(loss=f"{values['loss']:.3f}", acc=f"{values['accuracy']:.2f}",
+                                lr=f"{values['lr']:.2e}", pairs_s=f"{values['pairs_per_s']:.1f}")
+                bar.update(1)
+                want_eval = bool(self.eval_hook and cfg.eval_every and done % cfg.eval_every == 0)
+                if done % cfg.save_every == 0 or done == cfg.steps or want_eval:
+                    last = self.save(done)
+                if want_eval and main and last is not None:
+                    scores = self.eval_hook(last)
+                    metrics.write(done, {f"eval/{k}": float(v) for k, v in scores.items()})
+                    log.info("step %d eval: %s", done, scores)
+        finally:
+            bar.close()
+            if metrics is not None:
+                metrics.close()
+        if self.stream.bad.bad and main:
+            log.warning("skipped %d malformed of %d pair records (see %s)", self.stream.bad.bad,
+                        self.stream.bad.seen, self.run_dir / "bad_records.log")
+        return latest(self.ckpt_root) or self.ckpt_root
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, eval_hook: EvalHook | None = None) -> Path:
+    """Run a training described by `cfg`; returns the final checkpoint folder (E5-loadable)."""
+    return Trainer(cfg, resume=resume, eval_hook=eval_hook).run()
