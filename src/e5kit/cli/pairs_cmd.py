@@ -1,0 +1,153 @@
+"""`e5kit pairs`: build weak (query, passage) pairs, filter them by rules and by consistency, inspect them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+_SOURCES = ("stackexchange", "wikipedia", "reddit", "papers", "web", "debian", "wordnet", "pydocs", "manpages")
+
+
+def _size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.strip().lower().rstrip("b")
+    try:
+        return int(float(t[:-1]) * units[t[-1]]) if t and t[-1] in units else int(t)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 256M, 1G, 1048576)") from exc
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("pairs", help="build, filter and inspect weak training pairs",
+                              description="Weak (query, passage) pairs the E5 way: build from dumps, "
+                              "rule-filter, consistency-filter, inspect. See docs/pairs.md.")
+    sub = p.add_subparsers(dest="pairs_command", metavar="ACTION")
+    sub.required = True
+
+    b = sub.add_parser("build", help="build pairs of one source into shards")
+    b.add_argument("source", choices=_SOURCES)
+    b.add_argument("inputs", nargs="*", help="dump files or folders (local corpora default to this machine's files)")
+    b.add_argument("-o", "--out", required=True, help="output folder of shards")
+    _common(b)
+    b.add_argument("--limit", type=int, default=None, help="stop after this many pairs")
+    b.add_argument("--no-install", action="store_true", help="never run apt-get for missing local corpora")
+    b.add_argument("--no-resume", action="store_true", help="start over instead of resuming an unfinished build")
+    b.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="builder option (JSON value), e.g. --option min_score=2; repeatable")
+    b.set_defaults(run=run_build)
+
+    c = sub.add_parser("clean", help="rule filters: length, decontamination, English, exact and near duplicates")
+    c.add_argument("src", nargs="+", help="folders of pair shards")
+    c.add_argument("-o", "--out", required=True, help="output folder of kept pairs (+ report-rules.json)")
+    _common(c)
+    c.add_argument("--config", help="JSON file of RuleConfig fields (see docs/pairs.md)")
+    c.add_argument("--eval-dir", action="append", default=None,
+                   help="evaluation folder to decontaminate against (default: all known sets); repeatable")
+    c.add_argument("--lang-backend", choices=("langid", "lingua"), default=None)
+    c.add_argument("--tokenizer", default=None, help="model folder whose tokenizer counts tokens (default: words)")
+    for step in ("decontaminate", "english", "exact-dedup", "near-dedup"):
+        c.add_argument(f"--no-{step}", action="store_true", help=f"skip the {step} step")
+    c.set_defaults(run=run_clean)
+
+    f = sub.add_parser("filter", help="consistency filter: keep pairs whose passage ranks in the top-k of a pool")
+    f.add_argument("src", help="folder of pair shards")
+    f.add_argument("-o", "--out", required=True, help="output folder of kept pairs (+ report-consistency.json)")
+    f.add_argument("--model", "-m", required=True, help="model folder or hub id used to embed")
+    f.add_argument("--pool-size", type=int, default=1_000_000, help="random passages to rank against")
+    f.add_argument("--top-k", type=int, default=2, help="keep a pair when its passage is within the top k")
+    f.add_argument("--pool-from", default=None, help="shards to draw the pool from (default: SRC)")
+    f.add_argument("--chunk-size", type=int, default=8192, help="pairs embedded per step")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--device", default=None)
+    f.add_argument("--precision", default=None)
+    _common(f)
+    f.add_argument("--no-resume", action="store_true")
+    f.set_defaults(run=run_filter)
+
+    s = sub.add_parser("stats", help="counts per source, length histograms (PNG), filter reasons, samples")
+    s.add_argument("src", help="folder of pair shards")
+    s.add_argument("-o", "--out", default=None, help="where to write stats.json and PNGs (default: SRC/stats)")
+    s.add_argument("--samples", type=int, default=3, help="sample pairs shown per source")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(run=run_stats)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("jsonl.gz", "parquet"), default="jsonl.gz", help="shard format")
+    p.add_argument("--shard-size", type=_size, default="256M", help="roll shards at this size (e.g. 64M)")
+    p.add_argument("--shard", default=None, metavar="I/N", help="do only part I of N (0-based) of the work")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from e5kit.data.build import build_pairs
+
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option must be KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    m = build_pairs(args.source, args.inputs, args.out, fmt=args.format, shard_bytes=args.shard_size,
+                    part=args.shard, resume=not args.no_resume, install=not args.no_install, limit=args.limit,
+                    progress=not args.no_progress, options=options)
+    print(f"{m['pairs']} pairs in {len(m['shards'])} shards under {args.out}")
+    return 0
+
+
+def run_clean(args: argparse.Namespace) -> int:
+    from e5kit.data.filters import RuleConfig, filter_rules
+
+    fields = {}
+    if args.config:
+        with open(args.config, encoding="utf-8") as fh:
+            fields = json.load(fh)
+    if args.eval_dir:
+        fields["eval_dirs"] = args.eval_dir
+    if args.lang_backend:
+        fields["lang_backend"] = args.lang_backend
+    if args.tokenizer:
+        fields["tokenizer"] = args.tokenizer
+    for flag, name in (("no_decontaminate", "decontaminate"), ("no_english", "english"),
+                       ("no_exact_dedup", "exact_dedup"), ("no_near_dedup", "near_dedup")):
+        if getattr(args, flag):
+            fields[name] = False
+    try:
+        cfg = RuleConfig(**fields)
+    except TypeError as exc:
+        raise ValueError(f"bad rule config: {exc}") from exc
+    rep = filter_rules(args.src, args.out, cfg, fmt=args.format, shard_bytes=args.shard_size, part=args.shard,
+                       progress=not args.no_progress)
+    for step in rep["steps"]:
+        print(f"{step['filter']:>14}: {step['in']:>9} -> {step['out']:>9}  (-{step['dropped']})")
+    print(f"kept {rep['kept']} of {rep['input']} pairs under {args.out}")
+    return 0
+
+
+def run_filter(args: argparse.Namespace) -> int:
+    from e5kit.data.consistency import consistency_filter
+
+    rep = consistency_filter(args.src, args.out, model=args.model, pool_size=args.pool_size, top_k=args.top_k,
+                             pool_from=args.pool_from, chunk_size=args.chunk_size, seed=args.seed,
+                             device=args.device, precision=args.precision, fmt=args.format,
+                             shard_bytes=args.shard_size, part=args.shard, resume=not args.no_resume,
+                             progress=not args.no_progress)
+    for source, c in rep["by_source"].items():
+        print(f"{source:>14}: kept {c['kept']} of {c['input']} ({c['kept_fraction']:.1%})")
+    print(f"kept {rep['kept']} of {rep['input']} pairs under {args.out}")
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from e5kit.data.stats import pair_stats
+
+    st = pair_stats(args.src, out=args.out, samples=args.samples, seed=args.seed)
+    print(f"{st['pairs']} pairs")
+    for source, c in st["sources"].items():
+        print(f"{source:>14}: {c['pairs']:>9} pairs, median query {c['query_chars_median']} chars, "
+              f"median passage {c['passage_chars_median']} chars")
+    print(f"wrote {st['written']}")
+    return 0

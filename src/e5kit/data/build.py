@@ -1,0 +1,152 @@
+"""`build_pairs`: run one source builder over its inputs into pair shards, resumably and split across processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from e5kit.data.pairs import Pair
+from e5kit.data.shards import DEFAULT_SHARD_BYTES, PairWriter
+from e5kit.data.sources import get_source
+from e5kit.errors import E5kitError
+
+log = logging.getLogger("e5kit")
+
+
+def parse_part(text: str | tuple[int, int] | None) -> tuple[int, int]:
+    """'i/n' (0-based i < n) as (i, n); None means the whole job (0, 1)."""
+    if text is None:
+        return 0, 1
+    if isinstance(text, tuple):
+        i, n = text
+    else:
+        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+        if not m:
+            raise ValueError(f"shard must look like 'i/n' (e.g. 0/4), got {text!r}")
+        i, n = int(m.group(1)), int(m.group(2))
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"shard i/n needs 0 <= i < n, got {i}/{n}")
+    return i, n
+
+
+def part_prefix(part: tuple[int, int], prefix: str = "pairs") -> str:
+    """Shard-name prefix of one part, so parts write side by side into one folder."""
+    return prefix if part[1] == 1 else f"{prefix}-part{part[0]:03d}of{part[1]:03d}"
+
+
+def resolve_inputs(source: str, inputs: Sequence[str | os.PathLike[str]], *, install: bool = True) -> list[Path]:
+    """The input files: the given ones (folders expanded, sorted), or the local corpus' defaults."""
+    mod = get_source(source)
+    if not inputs:
+        if not hasattr(mod, "default_inputs"):
+            raise ValueError(f"source {source!r} needs input files (it has no local default)")
+        found = mod.default_inputs(install=install)
+        if not found:
+            raise E5kitError(f"no input files for {source!r}; install the Debian packages "
+                             f"{', '.join(getattr(mod, 'APT_PACKAGES', ())) or '(apt lists)'} or pass --install")
+        return found
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file())
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"no such input: {p}")
+    return out
+
+
+def _select(files: list[Path], part: tuple[int, int]) -> tuple[list[Path], bool]:
+    """This part's files, and whether pairs (not files) must be split because there are fewer files than parts."""
+    i, n = part
+    if n == 1:
+        return files, False
+    if len(files) >= n:
+        return files[i::n], False
+    return files, True
+
+
+def build_pairs(source: str, inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
+                fmt: str = "jsonl.gz", shard_bytes: int = DEFAULT_SHARD_BYTES, part: str | tuple[int, int] | None = None,
+                resume: bool = True, install: bool = True, limit: int | None = None, progress: bool | None = None,
+                options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build pairs of `source` from `inputs` (or its local defaults) into shards under `out`; returns the manifest.
+
+    `part="i/n"` builds the i-th of n disjoint parts (by input file when there are at least n, else by pair
+    position), named so that all parts share one folder. An interrupted build resumes from its finished shards.
+    """
+    from tqdm.auto import tqdm
+
+    mod = get_source(source)
+    options = dict(options or {})
+    part_t = parse_part(part)
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive int, got {limit!r}")
+    files, split_pairs = _select(resolve_inputs(source, inputs, install=install), part_t)
+    info = {"source": source, "part": list(part_t), "options": options, "inputs": len(files)}
+    writer = PairWriter(out, fmt=fmt, shard_bytes=shard_bytes, prefix=part_prefix(part_t), resume=resume,
+                        info=info)
+    if writer.complete:
+        log.info("%s: build already complete (%d pairs)", out, writer.count)
+        return writer.manifest
+    skip = writer.resume_from
+    done = writer.inputs_done()
+    bar = tqdm(total=len(files), unit="file", desc=f"build {source}", disable=progress is False)
+    produced = 0
+    try:
+        for pair_no, pair, finished in _stream(mod, files, done, options, split_pairs, part_t, bar):
+            if finished is not None:
+                writer.mark_input(str(finished))
+                continue
+            if pair_no < skip:
+                continue
+            writer.write(pair)
+            produced += 1
+            if limit is not None and writer.count >= limit:
+                break
+    except BaseException:
+        writer.abort()
+        writer.close(done=False)
+        raise
+    finally:
+        bar.close()
+    manifest = writer.close(done=True)
+    log.info("%s: %d pairs (%d new) in %d shards", out, writer.count, produced, len(manifest["shards"]))
+    return manifest
+
+
+def _stream(mod: Any, files: list[Path], done: dict[str, int], options: dict[str, Any], split_pairs: bool,
+            part: tuple[int, int], bar: Any) -> Iterator[tuple[int, Pair | None, Path | None]]:
+    """(pair number, pair, None) for each pair of this part, and (n, None, file) when a file is finished.
+    Files already finished in an earlier run are skipped unread, their pair numbers accounted for."""
+    number = 0
+    seen = 0
+
+    def mine() -> bool:
+        return not split_pairs or seen % part[1] == part[0]
+
+    if not hasattr(mod, "iter_file"):
+        for pair in mod.iter_inputs(files, **options):
+            if mine():
+                yield number, pair, None
+                number += 1
+            seen += 1
+        bar.update(len(files))
+        return
+    for path in files:
+        if str(path) in done and not split_pairs:
+            number = done[str(path)]
+            bar.update(1)
+            continue
+        for pair in mod.iter_file(path, **options):
+            if mine():
+                yield number, pair, None
+                number += 1
+            seen += 1
+        yield number, None, path
+        bar.update(1)

@@ -1,0 +1,229 @@
+"""Consistency-based filtering (E5, section 3.1): embed every pair's query, rank its own passage among a pool of
+random passages, and keep the pair only when its passage is within the top k (E5: k = 2 among 1 M).
+
+Work goes input shard by input shard: each finished shard leaves its kept pairs and a manifest (with its counts)
+under the output folder, so a stopped run resumes at the next shard and `part="i/n"` splits shards among
+processes. The pool (a seeded reservoir sample of passages) is embedded once and cached in the output folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from e5kit.data.decontaminate import text_key
+from e5kit.data.pairs import Pair
+from e5kit.data.shards import DEFAULT_SHARD_BYTES, PairWriter, iter_pairs, iter_shard, list_shards, \
+    read_manifest, write_json_atomic
+
+log = logging.getLogger("e5kit")
+
+
+class PairEncoder(Protocol):
+    """What the filter needs from a model: L2-normalized embeddings of queries and of passages."""
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray: ...
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray: ...
+
+
+def sample_pool(src: str | os.PathLike[str], size: int, *, seed: int = 0) -> list[str]:
+    """A uniform random sample (reservoir, seeded) of up to `size` passages from the shards under `src`."""
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"pool_size must be a positive int, got {size!r}")
+    rng = random.Random(seed)
+    pool: list[str] = []
+    for i, pair in enumerate(iter_pairs(src)):
+        if i < size:
+            pool.append(pair.passage)
+        else:
+            j = rng.randrange(i + 1)
+            if j < size:
+                pool[j] = pair.passage
+    return pool
+
+
+def _encode(fn: Any, texts: list[str], chunk: int, bar: Any = None) -> np.ndarray:
+    out = []
+    for start in range(0, len(texts), chunk):
+        out.append(np.asarray(fn(texts[start:start + chunk]), dtype=np.float32))
+        if bar is not None:
+            bar.update(len(out[-1]))
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+class ConsistencyFilter:
+    """Ranks each pair's own passage against a fixed pool; `keep_mask` says which pairs rank within `top_k`."""
+
+    def __init__(self, encoder: PairEncoder, pool_texts: Sequence[str], *, top_k: int = 2,
+                 pool_embeddings: np.ndarray | None = None, chunk_size: int = 8192, progress: bool | None = None):
+        import faiss
+        from tqdm.auto import tqdm
+
+        if not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+        if not pool_texts:
+            raise ValueError("the passage pool is empty")
+        self.encoder, self.top_k, self.chunk_size = encoder, top_k, chunk_size
+        if pool_embeddings is None:
+            with tqdm(total=len(pool_texts), unit="passage", desc="embed pool", disable=progress is False) as bar:
+                pool_embeddings = _encode(encoder.encode_passages, list(pool_texts), chunk_size, bar)
+        if len(pool_embeddings) != len(pool_texts):
+            raise ValueError(f"{len(pool_embeddings)} pool embeddings for {len(pool_texts)} pool passages")
+        self.pool_embeddings = np.ascontiguousarray(pool_embeddings, dtype=np.float32)
+        self.pool_keys = np.array([text_key(t) for t in pool_texts], dtype=np.uint64)
+        self.index = faiss.IndexFlatIP(self.pool_embeddings.shape[1])
+        self.index.add(self.pool_embeddings)
+
+    def ranks(self, pairs: Sequence[Pair]) -> np.ndarray:
+        """For each pair, how many pool passages (other than its own text) score above its own passage,
+        counted up to `top_k` (so `rank < top_k` means kept)."""
+        if not pairs:
+            return np.zeros(0, dtype=np.int64)
+        q = _encode(self.encoder.encode_queries, [p.query for p in pairs], self.chunk_size)
+        p = _encode(self.encoder.encode_passages, [p.passage for p in pairs], self.chunk_size)
+        own = np.einsum("ij,ij->i", q, p)
+        k = min(self.top_k + 1, self.index.ntotal)
+        scores, idx = self.index.search(np.ascontiguousarray(q), k)
+        own_keys = np.array([text_key(x.passage) for x in pairs], dtype=np.uint64)[:, None]
+        valid = idx >= 0
+        same = valid & (self.pool_keys[np.where(valid, idx, 0)] == own_keys)
+        above = valid & ~same & (scores > own[:, None])
+        return above.sum(axis=1)
+
+    def keep_mask(self, pairs: Sequence[Pair]) -> np.ndarray:
+        return self.ranks(pairs) < self.top_k
+
+
+def _load_encoder(model: str | PairEncoder, device: str | None, precision: str | None) -> PairEncoder:
+    if not isinstance(model, (str, os.PathLike)):
+        return model
+    from e5kit import E5
+
+    m = E5(model, device=device, precision=precision)
+
+    class _E5Encoder:
+        fingerprint = m.fingerprint
+
+        def encode_queries(self, texts: list[str]) -> np.ndarray:
+            return m.encode_queries(texts, show_progress=False)
+
+        def encode_passages(self, texts: list[str]) -> np.ndarray:
+            return m.encode_passages(texts, show_progress=False)
+
+    return _E5Encoder()
+
+
+def _pool(out: Path, pool_src: Any, pool_size: int, seed: int, encoder: PairEncoder, chunk: int,
+          progress: bool | None) -> tuple[list[str], np.ndarray | None]:
+    """The pool texts and, when cached by an earlier run with the same settings, their embeddings."""
+    tag = {"pool_size": pool_size, "seed": seed, "from": str(pool_src),
+           "model": str(getattr(encoder, "fingerprint", type(encoder).__name__))}
+    meta_path, emb_path, txt_path = out / "pool.json", out / "pool.npy", out / "pool-texts.jsonl"
+    if meta_path.exists() and emb_path.exists() and txt_path.exists():
+        if json.loads(meta_path.read_text(encoding="utf-8")) == tag:
+            texts = [json.loads(line) for line in txt_path.read_text(encoding="utf-8").splitlines()]
+            return texts, np.load(emb_path)
+    texts = sample_pool(pool_src, pool_size, seed=seed)
+    return texts, None
+
+
+def _save_pool(out: Path, tag: dict[str, Any], texts: list[str], emb: np.ndarray) -> None:
+    tmp = out / "pool.npy.tmp"
+    with open(tmp, "wb") as fh:
+        np.save(fh, emb)
+    os.replace(tmp, out / "pool.npy")
+    (out / "pool-texts.jsonl.tmp").write_text("".join(json.dumps(t) + "\n" for t in texts), encoding="utf-8")
+    os.replace(out / "pool-texts.jsonl.tmp", out / "pool-texts.jsonl")
+    write_json_atomic(out / "pool.json", tag)
+
+
+def consistency_filter(src: str | os.PathLike[str], out: str | os.PathLike[str], *, model: str | PairEncoder,
+                       pool_size: int = 1_000_000, top_k: int = 2, pool_from: str | None = None,
+                       chunk_size: int = 8192, seed: int = 0, device: str | None = None,
+                       precision: str | None = None, fmt: str = "jsonl.gz",
+                       shard_bytes: int = DEFAULT_SHARD_BYTES, part: str | None = None, resume: bool = True,
+                       progress: bool | None = None) -> dict[str, Any]:
+    """Keep the pairs under `src` whose own passage ranks in the top `top_k` among a pool of `pool_size` random
+    passages (from `pool_from`, default `src`) plus itself; returns and writes `report-consistency.json`."""
+    from tqdm.auto import tqdm
+
+    from e5kit.data.build import parse_part
+
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    part_t = parse_part(part)
+    shards = list_shards(src)[part_t[0]::part_t[1]]
+    out_dir = Path(out)
+    if out_dir.resolve() == Path(src).resolve():
+        raise ValueError(f"output folder must differ from the input folder {src}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    encoder = _load_encoder(model, device, precision)
+    pool_src = pool_from or src
+    texts, emb = _pool(out_dir, pool_src, pool_size, seed, encoder, chunk_size, progress)
+    filt = ConsistencyFilter(encoder, texts, top_k=top_k, pool_embeddings=emb, chunk_size=chunk_size,
+                             progress=progress)
+    if emb is None:
+        _save_pool(out_dir, {"pool_size": pool_size, "seed": seed, "from": str(pool_src),
+                             "model": str(getattr(encoder, "fingerprint", type(encoder).__name__))},
+                   texts, filt.pool_embeddings)
+    bar = tqdm(unit="pair", desc="consistency", disable=progress is False)
+    for shard in shards:
+        prefix = shard.name.split(".")[0] + "-kept"
+        done = read_manifest(out_dir, prefix) if resume else None
+        if done and done.get("done"):
+            continue
+        counts: dict[str, Counter] = {}
+        with PairWriter(out_dir, fmt=fmt, shard_bytes=shard_bytes, prefix=prefix, resume=False,
+                        info={"from": str(shard), "top_k": top_k, "pool_size": len(texts)}) as writer:
+            batch: list[Pair] = []
+            for pair in iter_shard(shard):
+                batch.append(pair)
+                if len(batch) >= chunk_size:
+                    _keep_batch(filt, batch, writer, counts)
+                    bar.update(len(batch))
+                    batch = []
+            _keep_batch(filt, batch, writer, counts)
+            bar.update(len(batch))
+            writer.manifest["counts"] = {s: dict(c) for s, c in counts.items()}
+    bar.close()
+    return _report(out_dir, {"top_k": top_k, "pool_size": len(texts), "seed": seed, "from": str(src)})
+
+
+def _keep_batch(filt: ConsistencyFilter, batch: list[Pair], writer: PairWriter,
+                counts: dict[str, Counter]) -> None:
+    if not batch:
+        return
+    ranks = filt.ranks(batch)
+    for pair, rank in zip(batch, ranks):
+        c = counts.setdefault(pair.source, Counter())
+        c["input"] += 1
+        if rank < filt.top_k:
+            c["kept"] += 1
+            pair.meta = {**pair.meta, "consistency_rank": int(rank)}
+            writer.write(pair)
+
+
+def _report(out_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """Sum the counts of every finished shard manifest in `out_dir` into report-consistency.json."""
+    total: dict[str, Counter] = {}
+    for path in sorted(out_dir.glob("*-kept.manifest.json")):
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if manifest.get("done"):
+            for source, c in manifest.get("counts", {}).items():
+                total.setdefault(source, Counter()).update(c)
+    by_source = {s: {"input": c["input"], "kept": c["kept"],
+                     "kept_fraction": c["kept"] / c["input"] if c["input"] else 0.0} for s, c in sorted(total.items())}
+    n_in = sum(c["input"] for c in by_source.values())
+    n_kept = sum(c["kept"] for c in by_source.values())
+    report = {**settings, "input": n_in, "kept": n_kept, "kept_fraction": n_kept / n_in if n_in else 0.0,
+              "by_source": by_source}
+    write_json_atomic(out_dir / "report-consistency.json", report)
+    return report

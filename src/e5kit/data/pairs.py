@@ -1,0 +1,74 @@
+"""The pair record shared with pre-training: `query`, `passage`, `source`, `id` (content hash), optional `meta`
+and optional `negatives`."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from e5kit.errors import InputFormatError
+
+FIELDS = ("id", "query", "passage", "source", "meta", "negatives")
+_SPACE = re.compile(r"\s+")
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def clean_space(text: str) -> str:
+    """Collapse every whitespace run to one space and strip the ends."""
+    return _SPACE.sub(" ", text).strip()
+
+
+def normalize_text(text: str) -> str:
+    """The form used for exact matching (dedup, decontamination): NFKC, casefolded, punctuation and
+    whitespace runs collapsed to one space."""
+    return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def pair_id(query: str, passage: str) -> str:
+    """Stable content hash of a pair (32 hex chars): the same texts always get the same id, whatever the source."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(query.encode("utf-8"))
+    h.update(b"\x1f")
+    h.update(passage.encode("utf-8"))
+    return h.hexdigest()
+
+
+@dataclass
+class Pair:
+    """One weak training pair. `meta` holds source details (url, score, package, ...)."""
+
+    query: str
+    passage: str
+    source: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    negatives: list[str] | None = None
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = pair_id(self.query, self.passage)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "query": self.query, "passage": self.passage, "source": self.source}
+        if self.meta:
+            d["meta"] = self.meta
+        if self.negatives:
+            d["negatives"] = list(self.negatives)
+        return d
+
+    @classmethod
+    def from_dict(cls, obj: Any, where: str = "record") -> Pair:
+        """A Pair from a shard record; missing or non-string fields raise InputFormatError naming `where`."""
+        if not isinstance(obj, dict):
+            raise InputFormatError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        for name in ("query", "passage", "source"):
+            if not isinstance(obj.get(name), str):
+                raise InputFormatError(f"{where}: field {name!r} must be a string (fields: {', '.join(sorted(obj))})")
+        meta = obj.get("meta") or {}
+        negatives = obj.get("negatives")
+        if not isinstance(meta, dict) or (negatives is not None and not isinstance(negatives, list)):
+            raise InputFormatError(f"{where}: 'meta' must be an object and 'negatives' a list")
+        return cls(obj["query"], obj["passage"], obj["source"], meta, negatives, str(obj.get("id") or ""))

@@ -1,0 +1,234 @@
+"""Pair shards on disk: a writer that rolls shards by size, writes each atomically (temp file + rename) and keeps
+a manifest so that an interrupted build resumes; and a streaming reader over a folder of shards.
+
+Layout of an output folder: `<prefix>-00000.jsonl.gz` (or `.parquet`), ... and `<prefix>.manifest.json` listing the
+finished shards, their pair counts, the inputs finished so far and whether the build is complete. Parquet shards
+store `meta` as a JSON string (its keys differ between sources).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from e5kit.data.pairs import Pair
+from e5kit.errors import E5kitError, InputFormatError
+from e5kit.io.records import iter_jsonl
+
+FORMATS = ("jsonl.gz", "parquet")
+SHARD_SUFFIXES = (".jsonl.gz", ".jsonl", ".parquet")
+DEFAULT_SHARD_BYTES = 256 << 20
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write JSON to `path` through a temp file and rename, so a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_manifest(out_dir: str | os.PathLike[str], prefix: str = "pairs") -> dict[str, Any] | None:
+    """The manifest of `prefix` in `out_dir`, or None when there is none."""
+    path = Path(out_dir) / f"{prefix}.manifest.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InputFormatError(f"{path}: corrupt manifest ({exc}); delete it to rebuild") from exc
+
+
+class _ParquetSink:
+    """Buffers rows and writes them as row groups to an open binary file."""
+
+    def __init__(self, raw: IO[bytes], rows_per_group: int = 8192) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._pa = pa
+        self.schema = pa.schema([("id", pa.string()), ("query", pa.string()), ("passage", pa.string()),
+                                 ("source", pa.string()), ("meta", pa.string()),
+                                 ("negatives", pa.list_(pa.string()))])
+        self.writer = pq.ParquetWriter(raw, self.schema, compression="zstd")
+        self.rows: list[dict[str, Any]] = []
+        self.rows_per_group = rows_per_group
+        self.pending_bytes = 0
+
+    def add(self, pair: Pair) -> None:
+        self.rows.append({"id": pair.id, "query": pair.query, "passage": pair.passage, "source": pair.source,
+                          "meta": json.dumps(pair.meta, ensure_ascii=False) if pair.meta else None,
+                          "negatives": pair.negatives})
+        self.pending_bytes += len(pair.query) + len(pair.passage) + 64
+        if len(self.rows) >= self.rows_per_group:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.writer.write_table(self._pa.Table.from_pylist(self.rows, schema=self.schema))
+            self.rows, self.pending_bytes = [], 0
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+
+
+class PairWriter:
+    """Write pairs into size-rolled shards under `out_dir`, atomically, with a resumable manifest.
+
+    With `resume=True` and an unfinished manifest, finished shards are kept and `resume_from` says how many pairs
+    they hold, so the producer skips that many; `inputs_done()` tells which whole inputs can be skipped unread.
+    With `resume=False`, earlier shards of the same prefix are deleted first.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike[str], *, fmt: str = "jsonl.gz",
+                 shard_bytes: int = DEFAULT_SHARD_BYTES, prefix: str = "pairs", resume: bool = True,
+                 info: dict[str, Any] | None = None) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+        if not isinstance(shard_bytes, int) or shard_bytes < 1024:
+            raise ValueError(f"shard_bytes must be an int >= 1024, got {shard_bytes!r}")
+        if not prefix or "/" in prefix:
+            raise ValueError(f"prefix must be a non-empty file-name part, got {prefix!r}")
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.fmt, self.shard_bytes, self.prefix = fmt, shard_bytes, prefix
+        for stale in self.out_dir.glob(f"{prefix}-*.tmp"):
+            stale.unlink()
+        old = read_manifest(self.out_dir, prefix) if resume else None
+        if old is not None and old.get("format") != fmt:
+            raise E5kitError(f"{self.out_dir}: existing build is {old.get('format')}, not {fmt}; use another folder")
+        if old is None:
+            self._remove_prefix()
+        self.manifest: dict[str, Any] = old or {"format": fmt, "prefix": prefix, "shards": [], "pairs": 0,
+                                               "inputs": [], "done": False, "info": info or {}}
+        if info:
+            self.manifest["info"].update(info)
+        self.resume_from: int = int(self.manifest["pairs"])
+        self.complete: bool = bool(self.manifest.get("done"))
+        self.count = self.resume_from
+        self._raw: IO[bytes] | None = None
+        self._sink: Any = None
+        self._shard_pairs = 0
+
+    def _remove_prefix(self) -> None:
+        for path in self.out_dir.glob(f"{self.prefix}-*"):
+            if path.name.endswith(SHARD_SUFFIXES):
+                path.unlink()
+        (self.out_dir / f"{self.prefix}.manifest.json").unlink(missing_ok=True)
+
+    def inputs_done(self) -> dict[str, int]:
+        """Inputs whose pairs all sit in finished shards: input -> cumulative pair count at its end."""
+        return {d["input"]: d["end"] for d in self.manifest["inputs"] if d["end"] <= self.resume_from}
+
+    def _shard_path(self) -> Path:
+        return self.out_dir / f"{self.prefix}-{len(self.manifest['shards']):05d}.{self.fmt}"
+
+    def _open(self) -> None:
+        final = self._shard_path()
+        self._raw = open(final.with_name(final.name + ".tmp"), "wb")
+        if self.fmt == "parquet":
+            self._sink = _ParquetSink(self._raw)
+        else:
+            self._sink = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=6, mtime=0)
+        self._shard_pairs = 0
+
+    def write(self, pair: Pair) -> None:
+        """Append one pair; rolls to a new shard when the current one reaches `shard_bytes`."""
+        if self._raw is None:
+            self._open()
+        if self.fmt == "parquet":
+            self._sink.add(pair)
+        else:
+            self._sink.write((json.dumps(pair.to_dict(), ensure_ascii=False) + "\n").encode("utf-8"))
+        self._shard_pairs += 1
+        self.count += 1
+        size = self._raw.tell() + (self._sink.pending_bytes // 3 if self.fmt == "parquet" else 0)
+        if size >= self.shard_bytes:
+            self._finish_shard()
+
+    def mark_input(self, name: str) -> None:
+        """Record that input `name` is fully read (its pairs end at the current count)."""
+        self.manifest["inputs"].append({"input": str(name), "end": self.count})
+
+    def _finish_shard(self) -> None:
+        if self._raw is None:
+            return
+        self._sink.close()
+        self._raw.flush()
+        os.fsync(self._raw.fileno())
+        self._raw.close()
+        final = self._shard_path()
+        os.replace(final.with_name(final.name + ".tmp"), final)
+        self.manifest["shards"].append({"file": final.name, "pairs": self._shard_pairs,
+                                        "bytes": final.stat().st_size})
+        self.manifest["pairs"] = self.count
+        self._raw = self._sink = None
+        write_json_atomic(self.out_dir / f"{self.prefix}.manifest.json", self.manifest)
+
+    def close(self, *, done: bool = True, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Finish the open shard and write the manifest (marked complete when `done`); returns it."""
+        self._finish_shard()
+        if extra:
+            self.manifest.update(extra)
+        self.manifest["pairs"] = self.count
+        self.manifest["done"] = done
+        write_json_atomic(self.out_dir / f"{self.prefix}.manifest.json", self.manifest)
+        return self.manifest
+
+    def abort(self) -> None:
+        """Drop the open shard (its pairs are re-made on resume) and keep the manifest of finished shards."""
+        if self._raw is not None:
+            self._raw.close()
+            final = self._shard_path()
+            final.with_name(final.name + ".tmp").unlink(missing_ok=True)
+            self.count -= self._shard_pairs
+            self._raw = self._sink = None
+
+    def __enter__(self) -> PairWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def list_shards(path: str | os.PathLike[str]) -> list[Path]:
+    """Shard files under a folder (sorted), or the file itself; raises when there are none."""
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    if not p.is_dir():
+        raise FileNotFoundError(f"no such pairs folder or file: {p}")
+    files = sorted(f for f in p.iterdir() if f.is_file() and f.name.endswith(SHARD_SUFFIXES))
+    if not files:
+        raise E5kitError(f"{p}: no pair shards (*.jsonl.gz, *.jsonl, *.parquet) found")
+    return files
+
+
+def iter_shard(path: str | os.PathLike[str]) -> Iterator[Pair]:
+    """Pairs of one shard file, streamed."""
+    path = Path(path)
+    if path.name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+            for i, row in enumerate(batch.to_pylist()):
+                if isinstance(row.get("meta"), str):
+                    row["meta"] = json.loads(row["meta"])
+                yield Pair.from_dict(row, f"{path}: row {i}")
+    else:
+        for i, obj in enumerate(iter_jsonl(path), start=1):
+            yield Pair.from_dict(obj, f"{path}: record {i}")
+
+
+def iter_pairs(path: str | os.PathLike[str]) -> Iterator[Pair]:
+    """Every pair under a shard folder (or in one shard file), in shard order, streamed."""
+    for shard in list_shards(path):
+        yield from iter_shard(shard)

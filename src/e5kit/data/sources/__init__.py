@@ -1,0 +1,28 @@
+"""Pair builders, one module per source. Each module defines `NAME`, `DESCRIPTION`, and either
+`iter_file(path, **options)` (pairs of one input file, so a build resumes and splits per file) or
+`iter_inputs(paths, **options)` (sources whose pairs join several files). Local corpora also define
+`default_inputs()` and `APT_PACKAGES` so they can find (and install) their files."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+SOURCES = {
+    "stackexchange": "Posts.xml of a StackExchange dump: (question title + body, best answer)",
+    "wikipedia": "pages-articles XML: (title + section title, section text)",
+    "reddit": "Pushshift JSON lines of submissions and comments: (post title + text, top comment)",
+    "papers": "arXiv metadata snapshot or S2ORC-style JSON lines: (title, abstract)",
+    "web": "WARC (HTML, boilerplate removed) or WET files: (page title, main text)",
+    "debian": "Debian package descriptions (Translation-en / Packages / apt-cache dumpavail): (synopsis, description)",
+    "wordnet": "WordNet data.* files (wordnet-base): (lemma, gloss)",
+    "pydocs": "Python documentation HTML (python3-doc): (page + section title, section text)",
+    "manpages": "man pages (roff source under /usr/share/man): (NAME line, DESCRIPTION)",
+}
+
+
+def get_source(name: str) -> ModuleType:
+    """The builder module of source `name`; unknown names raise ValueError listing the known ones."""
+    if name not in SOURCES:
+        raise ValueError(f"unknown pair source {name!r}; choose one of {', '.join(SOURCES)}")
+    return importlib.import_module(f"e5kit.data.sources.{name}")
