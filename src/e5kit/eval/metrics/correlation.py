@@ -1,0 +1,43 @@
+"""STS metrics as mteb 2.x: Pearson and Spearman between gold scores and each similarity."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def correlations(gold: Sequence[float], predicted: Sequence[float]) -> tuple[float, float]:
+    """(Pearson, Spearman) of two equally long score lists; needs 2+ items and non-constant inputs."""
+    from scipy.stats import pearsonr, spearmanr
+
+    g = np.asarray(gold, dtype=np.float64)
+    p = np.asarray(predicted, dtype=np.float64)
+    if g.ndim != 1 or g.shape != p.shape:
+        raise ValueError(f"gold and predicted must be 1-D and equally long, got {g.shape} and {p.shape}")
+    if len(g) < 2:
+        raise ValueError(f"correlation needs at least 2 pairs, got {len(g)}")
+    if not np.all(np.isfinite(g)) or not np.all(np.isfinite(p)):
+        raise ValueError("gold and predicted scores must be finite")
+    if np.ptp(g) == 0 or np.ptp(p) == 0:
+        raise ValueError("correlation is undefined for constant scores")
+    return float(pearsonr(g, p)[0]), float(spearmanr(g, p)[0])
+
+
+def sts_scores(gold: Sequence[float], emb1: np.ndarray, emb2: np.ndarray) -> dict[str, float]:
+    """cosine/manhattan/euclidean Pearson and Spearman (distances negated), as mteb's STS evaluator."""
+    a = np.asarray(emb1, dtype=np.float64)
+    b = np.asarray(emb2, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"embeddings must be two (n, d) arrays of one shape, got {a.shape} and {b.shape}")
+    an = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    bn = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    sims = {
+        "cosine": np.sum(an * bn, axis=1),
+        "manhattan": -np.abs(a - b).sum(axis=1),
+        "euclidean": -np.linalg.norm(a - b, axis=1),
+    }
+    out: dict[str, float] = {}
+    for name, values in sims.items():
+        out[f"{name}_pearson"], out[f"{name}_spearman"] = correlations(gold, values)
+    return out

@@ -1,0 +1,110 @@
+"""What a task evaluates: a dense encoder (an E5 checkpoint) or BM25, behind one small interface.
+
+Dense models embed texts for a prompt role, through E5's token-budget batching; their encode
+statistics (tokens, seconds) are summed per task for tokens/s in results. BM25 can only rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from e5kit.encode.engine import EncodeStats
+from e5kit.eval.policy import prefix_for_role, prefix_policy
+
+BM25_NAMES = ("bm25",)
+GENERIC_NAMES = ("model", "models", "checkpoint", "final", "best", "output", "snapshot")
+
+
+class DenseModel:
+    """An E5 instance seen by the evaluator: encode by role, record stats, describe itself."""
+
+    kind = "dense"
+
+    def __init__(self, model: Any, *, show_progress: bool | None = None) -> None:
+        self.model = model
+        self.show_progress = show_progress
+        self.stats = EncodeStats()
+
+    @property
+    def name(self) -> str:
+        return str(self.model.name)
+
+    def prefix(self, role: str) -> str:
+        return prefix_for_role(self.model.prompts, role)
+
+    def policy(self, task_type: str) -> dict[str, object]:
+        return prefix_policy(task_type, self.model.prompts, self.model.policy.source)
+
+    def encode(self, texts: Sequence[str], role: str) -> np.ndarray:
+        """(n, dim) float32 L2-normalized embeddings of `texts` with the role's prefix."""
+        out = self.model.encode(list(texts), prefix=self.prefix(role), show_progress=self.show_progress)
+        self.stats.add(self.model.last_stats)
+        return out
+
+    def iter_encode(self, texts: Sequence[str], role: str) -> Iterator[np.ndarray]:
+        """Embeddings in row blocks, so a large corpus never sits in memory at once."""
+        yield from self.model.iter_encode(iter(texts), prefix=self.prefix(role), show_progress=self.show_progress,
+                                          total=len(texts))
+        self.stats.add(self.model.last_stats)
+
+    def meta(self) -> dict[str, Any]:
+        info = dict(self.model.info())
+        info["fingerprint"] = self.model.fingerprint
+        return info
+
+
+class BM25Model:
+    """BM25 (e5kit.index.bm25) as a retrieval-only "model"; Anserini's k1=0.9, b=0.4 by default."""
+
+    kind = "lexical"
+    name = "bm25"
+
+    def __init__(self, *, k1: float = 0.9, b: float = 0.4, show_progress: bool | None = None) -> None:
+        self.k1, self.b = k1, b
+        self.show_progress = show_progress
+        self.stats = EncodeStats()
+
+    def policy(self, task_type: str) -> dict[str, object]:
+        return {"inputs": {}, "source": "none (lexical model, no prompts)"}
+
+    def search(self, doc_ids: Sequence[str], doc_texts: Sequence[str], queries: Sequence[str], k: int
+               ) -> tuple[np.ndarray, list[list[str]]]:
+        from e5kit.index.bm25 import BM25Index
+
+        index = BM25Index.build(doc_ids, doc_texts, k1=self.k1, b=self.b, show_progress=self.show_progress)
+        return index.search(queries, k, show_progress=self.show_progress)
+
+    def meta(self) -> dict[str, Any]:
+        from e5kit.index.bm25 import DEFAULT_STEMMER
+
+        return {"model": "bm25", "k1": self.k1, "b": self.b, "stemmer": DEFAULT_STEMMER, "stopwords": "lucene-en",
+                "library": "bm25s", "revision": None, "fingerprint": None, "precision": None}
+
+
+def model_slug(name: str) -> str:
+    """A file-system name for results of a model: 'bm25', a folder's name, or a hub id with '__'."""
+    if name.lower() in BM25_NAMES:
+        return "bm25"
+    path = Path(name).expanduser()
+    if path.exists():
+        path = path.resolve()
+        # a generic folder name ("model", "checkpoint") says nothing: qualify it by its parent
+        return f"{path.parent.name}__{path.name}" if path.name.lower() in GENERIC_NAMES else path.name
+    return name.strip("/").replace("/", "__")
+
+
+def load_eval_model(name: str, *, device: str | None = None, precision: str | None = None,
+                    batch_tokens: int | None = None, show_progress: bool | None = None) -> DenseModel | BM25Model:
+    """'bm25' gives BM25Model; anything else is loaded as an E5 checkpoint (folder or hub id)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"model must be a non-empty str (a checkpoint folder, hub id, or 'bm25'), got {name!r}")
+    if name.lower() in BM25_NAMES:
+        return BM25Model(show_progress=show_progress)
+    from e5kit import E5
+
+    kwargs: dict[str, Any] = {} if batch_tokens is None else {"max_tokens_per_batch": batch_tokens}
+    return DenseModel(E5(name, device=device, precision=precision, **kwargs), show_progress=show_progress)

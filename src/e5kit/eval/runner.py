@@ -1,0 +1,117 @@
+"""Run tasks for one model and write one JSON result per task; reuse results already written.
+
+A result records everything needed to trust and reproduce its number: scores, dataset and split,
+counts, the prefix policy, model name/revision/fingerprint, precision, library versions, wall
+time and encode tokens/s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from e5kit.eval.models import BM25Model, DenseModel, load_eval_model, model_slug
+from e5kit.eval.registry import DatasetSpec, get_dataset
+from e5kit.eval.tasks import task_module
+
+log = logging.getLogger("e5kit")
+RESULT_FORMAT = 1
+
+
+def versions() -> dict[str, str | None]:
+    import importlib.metadata as md
+
+    from e5kit import __version__
+
+    out: dict[str, str | None] = {"e5kit": __version__}
+    for pkg in ("torch", "transformers", "scikit-learn", "pytrec-eval-terrier", "bm25s", "numpy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def result_path(output: str | os.PathLike[str], model_name: str, task: str) -> Path:
+    return Path(output) / model_slug(model_name) / f"{task}.json"
+
+
+def run_task(model: DenseModel | BM25Model, spec: DatasetSpec) -> dict[str, Any]:
+    """Evaluate one dataset; the returned dict is the JSON result."""
+    from e5kit.encode.engine import EncodeStats
+
+    start = time.perf_counter()
+    inputs = spec.load()
+    model.stats = EncodeStats()
+    if spec.task_type != "retrieval" and model.kind != "dense":
+        raise ValueError(f"{spec.name} is a {spec.task_type} task; {model.name!r} can only do retrieval")
+    output = task_module(spec.task_type).evaluate(model, **inputs, **spec.options)
+    wall = time.perf_counter() - start
+    stats = model.stats
+    meta = model.meta()
+    return {
+        "e5kit_result": RESULT_FORMAT,
+        "task": spec.name, "task_type": spec.task_type,
+        "dataset": {"name": spec.name, "path": spec.path, "train_path": spec.train_path, "split": spec.split,
+                    "mteb_name": spec.mteb_name, "note": spec.note},
+        "model": meta, "model_slug": model_slug(model.name if model.kind == "dense" else "bm25"),
+        "precision": meta.get("precision"), "prefix_policy": model.policy(spec.task_type),
+        "options": spec.options,
+        "main_score": output.main_score, "main_score_value": output.main_value, "scores": output.scores,
+        "counts": output.counts,
+        "encode": {"texts": stats.texts, "tokens": stats.tokens, "padded_tokens": stats.padded_tokens,
+                   "truncated": stats.truncated, "batches": stats.batches, "seconds": round(stats.seconds, 3),
+                   "tokens_per_second": round(stats.tokens_per_second, 1)},
+        "wall_seconds": round(wall, 3),
+        "versions": versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_json(path: Path, obj: dict[str, Any]) -> None:
+    """Write atomically (temp file + rename), so an interrupted run never leaves half a result."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def evaluate(model: str, tasks: Sequence[str], *, output: str | os.PathLike[str] = "results",
+             data_dir: str | os.PathLike[str] | None = None, overwrite: bool = False, device: str | None = None,
+             precision: str | None = None, batch_tokens: int | None = None, show_progress: bool | None = None,
+             on_result: Callable[[dict[str, Any], bool], None] | None = None) -> list[dict[str, Any]]:
+    """Evaluate `model` ("bm25", a checkpoint folder or hub id) on `tasks`; one JSON per task.
+
+    A task whose result file exists is read back instead of run, unless `overwrite`. The model is
+    loaded only if some task needs running. `on_result(result, reused)` is called after each task.
+    """
+    if isinstance(tasks, str) or not tasks:
+        raise ValueError("tasks must be a non-empty list of dataset names")
+    specs = [get_dataset(t, data_dir) for t in tasks]  # fail on a bad name before any work
+    loaded: DenseModel | BM25Model | None = None
+    results = []
+    for i, spec in enumerate(specs, start=1):
+        path = result_path(output, model, spec.name)
+        reused = path.is_file() and not overwrite
+        if reused:
+            log.info("[%d/%d] %s: reusing %s", i, len(specs), spec.name, path)
+            result = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            if loaded is None:
+                loaded = load_eval_model(model, device=device, precision=precision, batch_tokens=batch_tokens,
+                                         show_progress=show_progress)
+            log.info("[%d/%d] %s (%s) ...", i, len(specs), spec.name, spec.task_type)
+            result = run_task(loaded, spec)
+            write_json(path, result)
+            log.info("[%d/%d] %s: %s = %.4f in %.1fs -> %s", i, len(specs), spec.name, result["main_score"],
+                     result["main_score_value"], result["wall_seconds"], path)
+        results.append(result)
+        if on_result is not None:
+            on_result(result, reused)
+    return results
