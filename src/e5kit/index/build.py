@@ -33,6 +33,7 @@ from e5kit.index.layout import (
     FORMAT,
     QUANTIZED,
     IndexFormatError,
+    IndexIncompleteError,
     IndexLayout,
     IndexSettings,
     ShardMeta,
@@ -401,7 +402,7 @@ def build_index(
         try:
             merge_index(layout.folder, checksums=False)
             report.complete = True
-        except IndexFormatError as exc:
+        except IndexIncompleteError as exc:
             if n == 1:
                 raise
             log.info(
@@ -450,8 +451,13 @@ def merge_index(folder: str | os.PathLike[str], *, checksums: bool = True) -> di
     )
     if not reports:
         if manifest.get("complete"):
+            for j in range(int(manifest["complete"]["shards"])):
+                meta = layout.read_shard_meta(j)
+                if meta is None:
+                    raise IndexFormatError(f"{layout.folder}: shard {j} of the complete index is missing")
+                layout.verify_shard(meta, settings, checksums=checksums)
             return manifest
-        raise IndexFormatError(f"{layout.folder}: no finished slice yet; run `e5kit index build` first")
+        raise IndexIncompleteError(f"{layout.folder}: no finished slice yet; run `e5kit index build` first")
     first = reports[0][1]
     n = first["slice"][1]
     have = {r["slice"][0] for _, r in reports if r["slice"][1] == n}
@@ -476,7 +482,7 @@ def merge_index(folder: str | os.PathLike[str], *, checksums: bool = True) -> di
             )
         metas.append(meta)
     if missing or missing_slices:
-        raise IndexFormatError(
+        raise IndexIncompleteError(
             f"{layout.folder}: incomplete: {len(missing)} of {first['shards']} shards missing "
             f"(first: {missing[:5]}); slices not reported: {missing_slices}. Run the "
             "missing `e5kit index build --shard i/n` workers, then merge again"

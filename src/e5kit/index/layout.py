@@ -36,6 +36,10 @@ class IndexFormatError(E5kitError):
     """An index folder is missing, incomplete, corrupt, or does not match the model/settings asked for."""
 
 
+class IndexIncompleteError(IndexFormatError):
+    """Some slices or shards of the index are not finished yet (other workers may still be running)."""
+
+
 @dataclass(frozen=True)
 class IndexSettings:
     """Everything that decides the embeddings' values and layout; builds share shards only if equal."""
