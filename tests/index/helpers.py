@@ -11,7 +11,9 @@ import numpy as np
 from e5kit.index.build import merge_index
 from e5kit.index.layout import FORMAT, IndexLayout, IndexSettings, write_json
 
-WORDS = "the a of and to in is was for on with what how why protein cell cells water fire earth light dark big small".split()
+WORDS = (
+    "the a of and to in is was for on with what how why protein cell cells water fire earth light dark big small"
+).split()
 
 
 def doc_text(i: int) -> str:
@@ -36,21 +38,42 @@ def clustered(n: int, dim: int, *, clusters: int = 50, seed: int = 0) -> np.ndar
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def index_from_vectors(folder: Path, vectors: np.ndarray, *, shard_size: int = 1000,
-                       quantize: tuple[str, ...] = ()) -> Path:
+def index_from_vectors(
+    folder: Path, vectors: np.ndarray, *, shard_size: int = 1000, quantize: tuple[str, ...] = ()
+) -> Path:
     """An index folder holding given vectors (ids v0..), as a build would write it, without a model."""
-    settings = IndexSettings(model="none", model_fingerprint="0" * 64, revision=None, prompts={}, passage_prefix="",
-                             query_prefix="", precision="fp32", dim=vectors.shape[1], max_seq_length=8,
-                             normalize=True, quantize=quantize, shard_size=shard_size)
+    settings = IndexSettings(
+        model="none",
+        model_fingerprint="0" * 64,
+        revision=None,
+        prompts={},
+        passage_prefix="",
+        query_prefix="",
+        precision="fp32",
+        dim=vectors.shape[1],
+        max_seq_length=8,
+        normalize=True,
+        quantize=quantize,
+        shard_size=shard_size,
+    )
     layout = IndexLayout(folder)
     layout.write_manifest({"format": FORMAT, "settings": settings.to_json(), "complete": None, "sources": []})
     hashes = []
     for j, s in enumerate(range(0, len(vectors), shard_size)):
         ids = [f"v{i}" for i in range(s, min(s + shard_size, len(vectors)))]
         hashes.append(hashlib.sha256(json.dumps(ids).encode()).hexdigest())
-        layout.write_shard(j, s, ids, vectors[s:s + shard_size], settings, hashes[-1])
+        layout.write_shard(j, s, ids, vectors[s : s + shard_size], settings, hashes[-1])
     layout.slice_dir.mkdir(parents=True, exist_ok=True)
-    write_json(layout.slice_dir / "0-of-1.json", {"slice": [0, 1], "docs": len(vectors), "shards": len(hashes),
-                                                  "shard_sha256": hashes, "base_shards": 0, "sources": []})
+    write_json(
+        layout.slice_dir / "0-of-1.json",
+        {
+            "slice": [0, 1],
+            "docs": len(vectors),
+            "shards": len(hashes),
+            "shard_sha256": hashes,
+            "base_shards": 0,
+            "sources": [],
+        },
+    )
     merge_index(folder)
     return folder

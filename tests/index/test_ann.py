@@ -15,8 +15,9 @@ from .helpers import clustered, index_from_vectors
 @pytest.fixture(scope="module")
 def dense(tmp_path_factory):
     vectors = clustered(6000, 32, seed=3)
-    return DenseIndex.open(index_from_vectors(tmp_path_factory.mktemp("ann") / "ix", vectors, shard_size=2500,
-                                              quantize=("int8", "binary")))
+    return DenseIndex.open(
+        index_from_vectors(tmp_path_factory.mktemp("ann") / "ix", vectors, shard_size=2500, quantize=("int8", "binary"))
+    )
 
 
 def test_flat_equals_exact(dense):
@@ -54,9 +55,14 @@ def test_recall_helpers():
         recall_at_k(np.zeros((2, 3)), np.zeros((1, 3)))
 
 
-@pytest.mark.parametrize("kind, params, match", [
-    ("lsh", {}, "not one of"), ("hnsw", {"nlist": 3}, "unknown hnsw parameter"), ("ivfpq", {"m": 5}, "divide"),
-])
+@pytest.mark.parametrize(
+    "kind, params, match",
+    [
+        ("lsh", {}, "not one of"),
+        ("hnsw", {"nlist": 3}, "unknown hnsw parameter"),
+        ("ivfpq", {"m": 5}, "divide"),
+    ],
+)
 def test_bad_ann_requests(dense, kind, params, match):
     with pytest.raises(ValueError, match=match):
         build_ann(dense, kind, save=False, **params)
@@ -75,7 +81,8 @@ def test_bad_search_and_stale_index(tmp_path, dense):
         AnnIndex.load(other, "hnsw")
     build_ann(other, "flat")
     (other.folder / "ann" / "flat.json").write_text(
-        (other.folder / "ann" / "flat.json").read_text().replace('"docs": 300', '"docs": 299'))
+        (other.folder / "ann" / "flat.json").read_text().replace('"docs": 300', '"docs": 299')
+    )
     with pytest.raises(IndexFormatError, match="stale"):
         AnnIndex.load(other, "flat")
     with pytest.raises(ValueError, match="not in this index"):

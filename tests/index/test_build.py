@@ -74,8 +74,12 @@ def test_resume_after_sigkill_is_identical(tmp_path, e5_tiny, tiny_e5):
     corpus = write_corpus(tmp_path / "corpus.jsonl", 240)
     folder = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(corpus), str(folder), str(tiny_e5)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(corpus), str(folder), str(tiny_e5)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if len(list((folder / "shards").glob("?????.json"))) >= 3:
@@ -225,10 +229,15 @@ def test_empty_inputs(tmp_path, e5_tiny):
     assert report.skipped_empty == ["b"] and DenseIndex.open(tmp_path / "ix3").ids_of([0, 1]) == ["a", "c"]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"dtype": "float64"}, "dtype"), ({"quantize": ["pq"]}, "quantization"), ({"shard_size": 0}, "shard_size"),
-    ({"quantize": ["int8"], "normalize": False}, "unit vectors"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"dtype": "float64"}, "dtype"),
+        ({"quantize": ["pq"]}, "quantization"),
+        ({"shard_size": 0}, "shard_size"),
+        ({"quantize": ["int8"], "normalize": False}, "unit vectors"),
+    ],
+)
 def test_bad_settings(tmp_path, e5_tiny, kwargs, match):
     corpus = write_corpus(tmp_path / "corpus.jsonl", 3)
     with pytest.raises(ValueError, match=match):

@@ -21,8 +21,9 @@ def run(capsys, *argv):
 
 
 def test_search_command_text_and_json(capsys, corpus, tiny_e5):
-    code, out, err = run(capsys, "search", corpus, "--query", "cell water", "-q", "fire", "-k", "3",
-                         "--model", tiny_e5, "--no-progress")
+    code, out, err = run(
+        capsys, "search", corpus, "--query", "cell water", "-q", "fire", "-k", "3", "--model", tiny_e5, "--no-progress"
+    )
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == "query: cell water" and lines[1].split()[0] == "1" and "title" in lines[1]
@@ -34,8 +35,12 @@ def test_search_command_text_and_json(capsys, corpus, tiny_e5):
 
 def test_index_build_search_check_ann_bm25(capsys, tmp_path, corpus, tiny_e5):
     ix = tmp_path / "ix"
-    assert run(capsys, "index", "build", corpus, "-o", ix, "--model", tiny_e5, "--shard-size", "8",
-               "--quantize", "int8")[0] == 0
+    assert (
+        run(capsys, "index", "build", corpus, "-o", ix, "--model", tiny_e5, "--shard-size", "8", "--quantize", "int8")[
+            0
+        ]
+        == 0
+    )
     queries = tmp_path / "queries.jsonl"
     queries.write_text('{"_id": "q1", "text": "cell"}\n{"_id": "q2", "text": "dark water"}\n')
     code, out, err = run(capsys, "index", "search", ix, "--queries", queries, "-k", "4", "--json")
@@ -56,8 +61,10 @@ def test_index_build_search_check_ann_bm25(capsys, tmp_path, corpus, tiny_e5):
 
 def test_sharded_cli_build(capsys, tmp_path, corpus, tiny_e5):
     ix = tmp_path / "ix"
-    assert run(capsys, "index", "build", corpus, "-o", ix, "--model", tiny_e5, "--shard-size", "8",
-               "--shard", "0/2")[0] == 0
+    assert (
+        run(capsys, "index", "build", corpus, "-o", ix, "--model", tiny_e5, "--shard-size", "8", "--shard", "0/2")[0]
+        == 0
+    )
     code, _, err = run(capsys, "index", "merge", ix)
     assert code == 1 and "incomplete" in err and len(err.strip().splitlines()) == 1
     assert run(capsys, "index", "build", corpus, "-o", ix, "--shard", "1/2")[0] == 0  # model from the index

@@ -37,15 +37,18 @@ def test_txt_ids_are_line_numbers(tmp_path):
     assert [(r.id, r.text) for r in iter_corpus([tmp_path / "c.txt"])] == [("0", "alpha"), ("1", "beta")]
 
 
-@pytest.mark.parametrize("line, match", [
-    ('{"title": "t", "text": "x"}', "no usable '_id'"),
-    ('{"_id": "", "text": "x"}', "no usable '_id'"),
-    ('{"_id": ["a"], "text": "x"}', "no usable '_id'"),
-    ('{"_id": "a", "title": "t"}', "no 'text' field"),
-    ('{"_id": "a", "text": 5}', "must be str"),
-    ('{"_id": "a", "text": "  "}', "empty text"),
-    ("{not json", "malformed JSON line"),
-])
+@pytest.mark.parametrize(
+    "line, match",
+    [
+        ('{"title": "t", "text": "x"}', "no usable '_id'"),
+        ('{"_id": "", "text": "x"}', "no usable '_id'"),
+        ('{"_id": ["a"], "text": "x"}', "no usable '_id'"),
+        ('{"_id": "a", "title": "t"}', "no 'text' field"),
+        ('{"_id": "a", "text": 5}', "must be str"),
+        ('{"_id": "a", "text": "  "}', "empty text"),
+        ("{not json", "malformed JSON line"),
+    ],
+)
 def test_bad_records_name_file_and_record(tmp_path, line, match):
     path = tmp_path / "c.jsonl"
     path.write_text('{"_id": "ok", "text": "fine"}\n' + line + "\n")

@@ -34,11 +34,20 @@ def test_weighted_minmax_by_hand():
     assert dict(weighted([(["a", "b"], [2.0, 2.0])])) == {"a": 1.0, "b": 1.0}
 
 
-@pytest.mark.parametrize("call", [
-    lambda: rrf([]), lambda: rrf("ab"), lambda: rrf([["a"]], k=-1), lambda: rrf([["a"]], weights=[1, 2]),
-    lambda: rrf([["a"]], weights=[-1]), lambda: weighted([]), lambda: weighted([(["a"], [1.0, 2.0])]),
-    lambda: weighted([(["a"], [float("nan")])]), lambda: weighted([(["a"], [1.0])], normalize="rank"),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: rrf([]),
+        lambda: rrf("ab"),
+        lambda: rrf([["a"]], k=-1),
+        lambda: rrf([["a"]], weights=[1, 2]),
+        lambda: rrf([["a"]], weights=[-1]),
+        lambda: weighted([]),
+        lambda: weighted([(["a"], [1.0, 2.0])]),
+        lambda: weighted([(["a"], [float("nan")])]),
+        lambda: weighted([(["a"], [1.0])], normalize="rank"),
+    ],
+)
 def test_fusion_bad_input(call):
     with pytest.raises(ValueError):
         call()
@@ -71,10 +80,15 @@ def test_hybrid_per_query_methods(hybrid_index, e5_tiny):
     assert [h.id for h in only_bm25] == bm25_ids[0][:3]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"method": "magic"}, "not one of"), ({"method": ["rrf"]}, "methods for"), ({"alpha": 2.0}, "alpha"),
-    ({"k": 0}, "k must"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"method": "magic"}, "not one of"),
+        ({"method": ["rrf"]}, "methods for"),
+        ({"alpha": 2.0}, "alpha"),
+        ({"k": 0}, "k must"),
+    ],
+)
 def test_hybrid_bad_input(hybrid_index, e5_tiny, kwargs, match):
     with pytest.raises(ValueError, match=match):
         HybridSearcher.open(hybrid_index, e5_tiny).search(["a", "b"], **{"k": 3, **kwargs})
