@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.train.helpers import write_pairs
+from tests.train.helpers import make_tiny_model, write_pairs
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random BERT whose tokenizer knows the test words."""
+    path = make_tiny_model(tmp_path_factory.mktemp("train-ckpt"))
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(path).tokenize("protein cells") == ["protein", "cells"]
+    return path
 
 
 @pytest.fixture()
