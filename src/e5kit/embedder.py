@@ -42,7 +42,8 @@ class E5:
 
     `model` is a local folder (Hugging Face or sentence-transformers layout) or a hub id; the
     default is intfloat/e5-base-unsupervised. `precision` is one of fp32 (exact, default), bf16,
-    fp16 (GPU). `prompts` overrides the prefix policy, e.g. {"query": "query: ", "passage": "passage: "}.
+    fp16 (GPU), int8 (CPU, outside the quality budget), auto (fastest inside it); `.precision` is the
+    mode in force. `prompts` overrides the prefix policy, e.g. {"query": "query: ", "passage": "passage: "}.
     """
 
     def __init__(self, model: str | os.PathLike[str] = DEFAULT_MODEL, device: str | None = None,
@@ -62,7 +63,7 @@ class E5:
         tokenizer = type(tokenizer)(tokenizer.hf, self.max_seq_length)
         hf_model = load_hf_model(self.checkpoint)
         encoder = TransformerEncoder(hf_model, tokenizer.pad_id, self.checkpoint.pooling, self.device,
-                                     DTYPES[self.precision])
+                                     DTYPES[self.precision], int8=self.precision == "int8")
         self.dim = int(hf_model.config.hidden_size)
         self.engine = EncodeEngine(tokenizer, encoder, TokenBudgetBatcher(max_tokens=max_tokens_per_batch), self.dim)
         self.last_stats = EncodeStats()

@@ -12,12 +12,14 @@ from itertools import islice
 import numpy as np
 
 from e5kit.encode.batching import TokenBudgetBatcher
+from e5kit.encode.threads import configure_threads
 from e5kit.model.encoder import TransformerEncoder
 from e5kit.model.tokenize import TextTokenizer
 
 log = logging.getLogger("e5kit")
 
-CHUNK_TEXTS = 32768  # texts tokenized and sorted together; bounds memory for streamed input
+CHUNK_TEXTS = 8192  # texts tokenized and sorted together; bounds memory for streamed input
+TOKENIZE_TEXTS = 1024  # texts per tokenizer call: its Encoding objects are large, so they are dropped at once
 PROGRESS_MIN_TEXTS = 256
 
 
@@ -62,17 +64,37 @@ class EncodeEngine:
         self.encoder = encoder
         self.batcher = batcher
         self.dim = dim
+        configure_threads()
+
+    def tokenize_compact(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
+        """All token ids of `texts` as one int32 array + offsets (n+1,), and how many were truncated.
+
+        A chunk of 8k long texts as Python lists of ints would cost ~0.5 GB; as int32 it is ~16 MB.
+        """
+        parts: list[np.ndarray] = []
+        lengths = np.zeros(len(texts), dtype=np.int64)
+        truncated = 0
+        for start in range(0, len(texts), TOKENIZE_TEXTS):
+            tok = self.tokenizer(texts[start:start + TOKENIZE_TEXTS])
+            truncated += tok.truncated
+            for j, seq in enumerate(tok.ids):
+                lengths[start + j] = len(seq)
+                parts.append(np.asarray(seq, dtype=np.int32))
+        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+        return flat, offsets, truncated
 
     def encode_chunk(self, texts: Sequence[str], *, normalize: bool, bar=None) -> tuple[np.ndarray, EncodeStats]:
         """Embeddings of one in-memory chunk of texts, with what it cost."""
         start = time.perf_counter()
-        tokens = self.tokenizer(texts)
-        lengths = tokens.lengths
+        flat, offsets, truncated = self.tokenize_compact(texts)
+        lengths = np.diff(offsets).tolist()
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        stats = EncodeStats(texts=len(texts), tokens=sum(lengths), truncated=tokens.truncated,
+        stats = EncodeStats(texts=len(texts), tokens=sum(lengths), truncated=truncated,
                             max_length=self.tokenizer.max_length)
         for batch in self.batcher.batches(lengths):
-            vectors = self.encoder.embed([tokens.ids[i] for i in batch], normalize=normalize)
+            vectors = self.encoder.embed([flat[offsets[i]:offsets[i + 1]] for i in batch], normalize=normalize)
             out[batch] = vectors.numpy()
             stats.batches += 1
             stats.padded_tokens += len(batch) * max(lengths[i] for i in batch)

@@ -1,12 +1,26 @@
-"""Precision modes: which dtype the encoder runs in, checked against the device."""
+"""Precision modes: which numbers the encoder computes in, checked against the device.
+
+- ``fp32``: exact, the reference (max |diff| to the model card's code <= 1e-5). The default.
+- ``bf16``: weights and activations in bfloat16; pooling and normalization stay fp32. On CPUs
+  with bf16 matrix instructions (AVX512-BF16, AMX) and on GPUs.
+- ``fp16``: half precision, GPUs only (CPUs have no fast fp16 matmul).
+- ``int8``: CPU, Linear layers dynamically quantized to int8 (per-channel weights). Fast, but
+  measured outside the quality budget (min cosine to fp32 ~0.97 on all-MiniLM-L6-v2), so ``auto``
+  never picks it; use it only where ranking quality matters less than speed.
+- ``auto``: the fastest mode measured inside the quality budget (docs/precision.md) on the
+  hardware found: fp16 on CUDA, bf16 on CPUs with bf16 matrix units, else fp32.
+"""
 
 from __future__ import annotations
 
 import torch
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = ("fp32", "bf16", "fp16", "int8", "auto")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
 DEFAULT_PRECISION = "fp32"
+# Modes whose quality loss stays inside the budget (SciFact nDCG@10 and STSB Spearman within 0.003,
+# every embedding's cosine to fp32 >= 0.999), measured by benchmarks/bench_encode.py.
+WITHIN_BUDGET = ("fp32", "bf16", "fp16")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -22,11 +36,33 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
+def cpu_has_fast_bf16() -> bool:
+    """True when oneDNN reports bf16 matrix instructions (AVX512-BF16 or AMX) on this CPU."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def auto_precision(device: torch.device) -> str:
+    """The fastest mode inside the quality budget on `device` (see module docstring)."""
+    if device.type == "cuda":
+        return "fp16"
+    if device.type == "cpu" and cpu_has_fast_bf16():
+        return "bf16"
+    return "fp32"
+
+
 def resolve_precision(precision: str | None, device: torch.device) -> str:
-    """Validated precision name; None means the default (fp32, exact)."""
+    """The concrete mode in force: validated, with None -> fp32 and 'auto' -> the hardware's best."""
     name = DEFAULT_PRECISION if precision is None else precision
-    if name not in PRECISIONS:
+    if not isinstance(name, str) or name not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if name == "auto":
+        return auto_precision(device)
     if name == "fp16" and device.type == "cpu":
-        raise ValueError("precision 'fp16' is for GPUs; on CPU use 'bf16' (or 'fp32')")
+        raise ValueError("precision 'fp16' is for GPUs; on CPU use 'bf16', 'int8' or 'fp32'")
+    if name == "int8" and device.type != "cpu":
+        raise ValueError(f"precision 'int8' runs on CPU only (dynamic quantization); on {device.type} use 'fp16' "
+                         "or 'bf16'")
     return name

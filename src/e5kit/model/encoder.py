@@ -66,16 +66,57 @@ def load_tokenizer(ckpt: Checkpoint) -> TextTokenizer:
     return TextTokenizer(hf, ckpt.max_seq_length)
 
 
+BACKENDS = ("auto", "packed", "jagged", "hf")
+
+
+def quantize_int8(module: torch.nn.Module) -> torch.nn.Module:
+    """Linear layers of `module` dynamically quantized to int8 (per-channel weights, CPU only)."""
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    spec = {name: per_channel_dynamic_qconfig for name, sub in module.named_modules()
+            if isinstance(sub, torch.nn.Linear)}
+    with warnings.catch_warnings():  # torch points users at torchao; the eager API still works
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(module, spec, inplace=False)
+
+
 class TransformerEncoder:
-    """Runs padded batches of token ids through the model and pools them to (B, H) embeddings."""
+    """Runs batches of token ids through the model and pools them to (B, H) float32 embeddings.
+
+    `backend` picks how: ``packed`` (BERT only; no compute on padding except inside attention),
+    ``jagged`` (packed with variable-length attention via nested tensors; best on CUDA), ``hf``
+    (the Hugging Face model on right-padded batches; any architecture), ``auto`` (packed when the
+    model supports it, else hf). `int8` quantizes the Linear layers (CPU). `model` stays the plain
+    Hugging Face module, so it can be saved.
+    """
 
     def __init__(self, model: torch.nn.Module, pad_id: int, pooling: str, device: torch.device,
-                 dtype: torch.dtype) -> None:
+                 dtype: torch.dtype, *, backend: str = "auto", int8: bool = False) -> None:
+        from e5kit.model.packed import PACKED_POOLERS, PackedBert, supports_packed
+
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
         self.model = model.to(device=device, dtype=dtype)
         self.pad_id = pad_id
         self.pool = POOLERS[pooling]
         self.device = device
         self.dtype = dtype
+        reason = supports_packed(self.model)
+        if backend in ("packed", "jagged") and reason:
+            raise ValueError(f"backend {backend!r} needs a BERT model: {reason}; use backend='hf'")
+        self.backend = ("hf" if reason else "packed") if backend == "auto" else backend
+        self.runner: torch.nn.Module = self.model
+        if self.backend != "hf":
+            self.runner = PackedBert(self.model, attention="jagged" if self.backend == "jagged" else "padded")
+            self.packed_pool = PACKED_POOLERS[pooling]
+        if int8:
+            if device.type != "cpu":
+                raise ValueError(f"int8 runs on CPU only, not on {device}")
+            self.runner = quantize_int8(self.runner)
+        self.int8 = int8
+        self.runner.eval()
 
     def pad(self, ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T) input ids and attention mask, padded on the right to the longest in the batch."""
@@ -89,10 +130,16 @@ class TransformerEncoder:
 
     @torch.inference_mode()
     def embed(self, ids: Sequence[Sequence[int]], normalize: bool = True) -> torch.Tensor:
-        """Embeddings (B, H) as float32 on the CPU."""
-        input_ids, mask = self.pad(ids)
-        hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (B, T, H)
-        pooled = self.pool(hidden.float(), mask)  # (B, H), pooled in fp32 whatever the model dtype
+        """Embeddings (B, H) as float32 on the CPU; pooling and normalization always in fp32."""
+        if self.backend == "hf":
+            input_ids, mask = self.pad(ids)
+            hidden = self.runner(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (B, T, H)
+            pooled = self.pool(hidden.float(), mask)  # (B, H)
+        else:
+            from e5kit.model.packed import PackedBatch
+
+            batch = PackedBatch(ids, self.device)
+            pooled = self.packed_pool(self.runner(batch), batch)  # (B, H) float32
         if normalize:
             pooled = l2_normalize(pooled)
         return pooled.cpu()

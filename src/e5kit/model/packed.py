@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -48,8 +49,8 @@ class PackedBatch:
         self.batch = len(lengths)
         self.width = max(lengths)
         self.tokens = sum(lengths)
-        flat = [t for seq in ids for t in seq]
-        self.input_ids = torch.tensor(flat, dtype=torch.long).to(device, non_blocking=True)  # (N,)
+        flat = np.concatenate([np.asarray(seq, dtype=np.int64) for seq in ids])
+        self.input_ids = torch.from_numpy(flat).to(device, non_blocking=True)  # (N,)
         self.lengths = torch.tensor(lengths, dtype=torch.long)
         offsets = torch.zeros(len(lengths) + 1, dtype=torch.long)
         torch.cumsum(self.lengths, 0, out=offsets[1:])
