@@ -94,8 +94,9 @@ def test_correlations_by_hand_and_errors():
     assert p == pytest.approx(np.corrcoef([1, 2, 3, 4], [10, 20, 30, 100])[0, 1])
     _, s_tie = correlations([1, 2, 3], [1, 1, 2])  # ties get average ranks
     assert s_tie == pytest.approx(np.corrcoef([1, 2, 3], [1.5, 1.5, 3])[0, 1])
+    assert all(math.isnan(v) for v in correlations([1, 1], [1, 2]))  # undefined, as in mteb
     for gold, pred, match in [([1], [1], "at least 2"), ([1, 2], [1, 2, 3], "equally long"),
-                              ([1, 1], [1, 2], "constant"), ([1, float("nan")], [1, 2], "finite")]:
+                              ([1, float("nan")], [1, 2], "finite")]:
         with pytest.raises(ValueError, match=match):
             correlations(gold, pred)
 

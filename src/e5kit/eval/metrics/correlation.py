@@ -8,7 +8,7 @@ import numpy as np
 
 
 def correlations(gold: Sequence[float], predicted: Sequence[float]) -> tuple[float, float]:
-    """(Pearson, Spearman) of two equally long score lists; needs 2+ items and non-constant inputs."""
+    """(Pearson, Spearman) of two equally long score lists (2+ items); nan when either side is constant."""
     from scipy.stats import pearsonr, spearmanr
 
     g = np.asarray(gold, dtype=np.float64)
@@ -19,8 +19,8 @@ def correlations(gold: Sequence[float], predicted: Sequence[float]) -> tuple[flo
         raise ValueError(f"correlation needs at least 2 pairs, got {len(g)}")
     if not np.all(np.isfinite(g)) or not np.all(np.isfinite(p)):
         raise ValueError("gold and predicted scores must be finite")
-    if np.ptp(g) == 0 or np.ptp(p) == 0:
-        raise ValueError("correlation is undefined for constant scores")
+    if np.ptp(g) == 0 or np.ptp(p) == 0:  # undefined; mteb reports nan too (e.g. a collapsed model)
+        return float("nan"), float("nan")
     return float(pearsonr(g, p)[0]), float(spearmanr(g, p)[0])
 
 
