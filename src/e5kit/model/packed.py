@@ -16,6 +16,7 @@ the Hugging Face model up to summation order (max |diff| ~1e-6).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -121,9 +122,11 @@ class _PackedLayer(torch.nn.Module):
         """Self-attention of packed (N, 3H) projections -> (N, H)."""
         n, h, d = qkv.shape[0], self.heads, self.head_dim
         if mode == "jagged":
-            parts = qkv.view(n, 3, h, d).unbind(1)  # 3 x (N, h, d)
-            q, k, v = (torch.nested.nested_tensor_from_jagged(p, batch.offsets).transpose(1, 2) for p in parts)
-            out = F.scaled_dot_product_attention(q, k, v)  # (B, h, j, d) jagged
+            parts = [p.contiguous() for p in qkv.view(n, 3, h, d).unbind(1)]  # 3 x (N, h, d)
+            with warnings.catch_warnings():  # "nested tensors are a prototype" on every CPU call
+                warnings.simplefilter("ignore", UserWarning)
+                q, k, v = (torch.nested.nested_tensor_from_jagged(p, batch.offsets).transpose(1, 2) for p in parts)
+                out = F.scaled_dot_product_attention(q, k, v)  # (B, h, j, d) jagged
             return out.transpose(1, 2).values().reshape(n, h * d)
         b, t = batch.batch, batch.width
         buf = qkv.new_zeros(b * t, 3 * h * d)
