@@ -25,7 +25,7 @@ def fresh_bert(sizes: ModelSizes, *, seed: int) -> tuple[torch.nn.Module, Any]:
                      max_position_embeddings=sizes.max_positions, hidden_dropout_prob=sizes.dropout,
                      attention_probs_dropout_prob=sizes.dropout, pad_token_id=tok.pad_token_id or 0)
     torch.manual_seed(seed)
-    return BertModel(cfg, add_pooling_layer=False, attn_implementation="sdpa"), tok
+    return BertModel(cfg), tok  # pooler kept (frozen) so the checkpoint has every BertModel key
 
 
 def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, Any]:
@@ -50,6 +50,9 @@ def prepare_for_training(model: torch.nn.Module, cfg: TrainConfig) -> torch.nn.M
         if name.startswith("pooler.") or (cfg.freeze_position_embeddings and "position_embeddings" in name):
             param.requires_grad_(False)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 name
+            model.activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train(cfg.dropout)
     return model
