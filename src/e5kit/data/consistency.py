@@ -126,7 +126,7 @@ def _pool(out: Path, pool_src: Any, pool_size: int, seed: int, encoder: PairEnco
     """The pool texts and, when cached by an earlier run with the same settings, their embeddings."""
     tag = {"pool_size": pool_size, "seed": seed, "from": str(pool_src),
            "model": str(getattr(encoder, "fingerprint", type(encoder).__name__))}
-    meta_path, emb_path, txt_path = out / "pool.json", out / "pool.npy", out / "pool-texts.jsonl"
+    meta_path, emb_path, txt_path = out / "pool" / "pool.json", out / "pool" / "pool.npy", out / "pool" / "texts.jsonl"
     if meta_path.exists() and emb_path.exists() and txt_path.exists():
         if json.loads(meta_path.read_text(encoding="utf-8")) == tag:
             texts = [json.loads(line) for line in txt_path.read_text(encoding="utf-8").splitlines()]
@@ -136,12 +136,14 @@ def _pool(out: Path, pool_src: Any, pool_size: int, seed: int, encoder: PairEnco
 
 
 def _save_pool(out: Path, tag: dict[str, Any], texts: list[str], emb: np.ndarray) -> None:
+    out = out / "pool"  # beside the kept shards, but not among them
+    out.mkdir(exist_ok=True)
     tmp = out / "pool.npy.tmp"
     with open(tmp, "wb") as fh:
         np.save(fh, emb)
     os.replace(tmp, out / "pool.npy")
-    (out / "pool-texts.jsonl.tmp").write_text("".join(json.dumps(t) + "\n" for t in texts), encoding="utf-8")
-    os.replace(out / "pool-texts.jsonl.tmp", out / "pool-texts.jsonl")
+    (out / "texts.jsonl.tmp").write_text("".join(json.dumps(t) + "\n" for t in texts), encoding="utf-8")
+    os.replace(out / "texts.jsonl.tmp", out / "texts.jsonl")
     write_json_atomic(out / "pool.json", tag)
 
 

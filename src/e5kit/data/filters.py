@@ -4,6 +4,7 @@ duplicates (MinHash LSH). `filter_rules` streams shards through them and writes 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -73,9 +74,10 @@ class LengthFilter:
         self.cfg = cfg
         self._count = _word_count
         if cfg.tokenizer:
+            from e5kit.model.checkpoint import read_checkpoint
             from e5kit.model.encoder import load_tokenizer
 
-            tok = load_tokenizer(cfg.tokenizer)
+            tok = load_tokenizer(read_checkpoint(cfg.tokenizer)).hf
             self._count = lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
 
     def __call__(self, pair: Pair) -> str | None:
@@ -117,8 +119,10 @@ class LanguageFilter:
         return None if self.english_prob(text) >= self.min_prob else "not_english"
 
 
+@functools.lru_cache(maxsize=None)
 def make_english_scorer(backend: str) -> Callable[[str], float]:
-    """A function text -> probability that the text is English, from langid.py or lingua."""
+    """A function text -> probability that the text is English, from langid.py or lingua (made once per
+    process: langid takes seconds to unpack its model)."""
     if backend == "langid":
         from langid.langid import LanguageIdentifier, model
 

@@ -1,0 +1,100 @@
+"""build_pairs: sources into shards, parts that split the work, resume after an interruption."""
+
+from __future__ import annotations
+
+import pytest
+
+from e5kit.data import iter_pairs
+from e5kit.data.build import build_pairs, parse_part
+from e5kit.data.shards import read_manifest
+from e5kit.data.sources import get_source
+from tests.data import dumps
+
+
+def wordnet_files(tmp_path, n=4, lines=3):
+    """n WordNet data files of `lines` distinct synsets each."""
+    files = []
+    for k in range(n):
+        folder = tmp_path / f"wn{k}"
+        folder.mkdir()
+        path = folder / "data.noun"
+        path.write_text("".join(f"{k:04d}{j:04d} 05 n 01 word{k}_{j} 0 000 | gloss number {j} of file {k} with "
+                                f"enough words to look like a real definition {k * 7919 + j}\n"
+                                for j in range(lines)))
+        files.append(path)
+    return files
+
+
+def test_build_and_rebuild_is_idempotent(tmp_path):
+    files = wordnet_files(tmp_path)
+    m = build_pairs("wordnet", files, tmp_path / "out", progress=False)
+    assert m["done"] and m["pairs"] == 12 and len(m["inputs"]) == 4
+    again = build_pairs("wordnet", files, tmp_path / "out", progress=False)
+    assert again["pairs"] == 12 and len(list(iter_pairs(tmp_path / "out"))) == 12
+
+
+@pytest.mark.parametrize("n_files, parts", [(4, 2), (1, 3)])
+def test_parts_are_disjoint_and_complete(tmp_path, n_files, parts):
+    files = wordnet_files(tmp_path, n_files)
+    whole = {p.id for p in iter_pairs(build_pairs("wordnet", files, tmp_path / "all", progress=False) and
+                                      tmp_path / "all")}
+    ids = []
+    for i in range(parts):
+        build_pairs("wordnet", files, tmp_path / "parts", part=f"{i}/{parts}", progress=False)
+    ids = [p.id for p in iter_pairs(tmp_path / "parts")]
+    assert len(ids) == len(set(ids)) and set(ids) == whole
+    assert read_manifest(tmp_path / "parts", f"pairs-part000of{parts:03d}")["done"]
+
+
+def test_resume_after_crash_skips_finished_work(tmp_path, monkeypatch):
+    files = wordnet_files(tmp_path, 6, lines=300)
+    mod = get_source("wordnet")
+    real = mod.iter_file
+    calls = []
+
+    def crashing(path, **kw):
+        calls.append(path)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        yield from real(path, **kw)
+
+    monkeypatch.setattr(mod, "iter_file", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        build_pairs("wordnet", files, tmp_path / "out", shard_bytes=1024, progress=False)
+    m = read_manifest(tmp_path / "out")
+    assert not m["done"]
+    calls.clear()
+    monkeypatch.setattr(mod, "iter_file", lambda path, **kw: (calls.append(path), (yield from real(path, **kw)))[1])
+    m = build_pairs("wordnet", files, tmp_path / "out", shard_bytes=1024, progress=False)
+    assert m["done"] and m["pairs"] == 1800
+    assert len(calls) < 6  # inputs whose pairs sat in finished shards were not read again
+    ids = [p.id for p in iter_pairs(tmp_path / "out")]
+    assert len(ids) == len(set(ids)) == 1800
+
+
+def test_limit_and_bad_arguments(tmp_path):
+    files = wordnet_files(tmp_path, 2)
+    assert build_pairs("wordnet", files, tmp_path / "o", limit=4, progress=False)["pairs"] == 4
+    with pytest.raises(ValueError, match="limit"):
+        build_pairs("wordnet", files, tmp_path / "o2", limit=0)
+    with pytest.raises(ValueError, match="unknown pair source"):
+        build_pairs("gopher", files, tmp_path / "o3")
+    with pytest.raises(FileNotFoundError):
+        build_pairs("wordnet", [tmp_path / "missing"], tmp_path / "o4")
+    with pytest.raises(ValueError, match="needs input files"):
+        build_pairs("papers", [], tmp_path / "o5")
+    for bad in ("2/2", "x", "1/0", "-1/2"):
+        with pytest.raises(ValueError, match="i/n"):
+            parse_part(bad)
+    assert parse_part("1/4") == (1, 4) and parse_part(None) == (0, 1)
+
+
+def test_multi_file_source_reddit(tmp_path):
+    m = build_pairs("reddit", dumps.reddit_jsonl(tmp_path), tmp_path / "out", progress=False)
+    assert m["pairs"] == 2 and {p.source for p in iter_pairs(tmp_path / "out")} == {"reddit"}
+
+
+def test_builder_options_are_passed(tmp_path):
+    posts = dumps.stackexchange_posts(tmp_path)
+    m = build_pairs("stackexchange", [posts], tmp_path / "o", options={"min_score": 8}, progress=False)
+    assert m["pairs"] == 1 and m["info"]["options"] == {"min_score": 8}

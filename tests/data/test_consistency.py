@@ -1,0 +1,122 @@
+"""Consistency filter on constructed pairs where the right answer is known, plus resume and a real tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from e5kit.data import Pair, PairWriter, iter_pairs
+from e5kit.data.consistency import ConsistencyFilter, consistency_filter, sample_pool
+
+TOPICS = ("fire", "water", "earth", "light", "food")
+
+
+class TopicEncoder:
+    """Embeds a text as the one-hot vector of the topic word it contains: queries match passages of their topic."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def _embed(self, texts):
+        self.calls += 1
+        out = np.full((len(texts), len(TOPICS) + 1), 0.0, dtype=np.float32)
+        for i, t in enumerate(texts):
+            hits = [j for j, w in enumerate(TOPICS) if w in t]
+            out[i, hits[0] if hits else len(TOPICS)] = 1.0
+        return out
+
+    encode_queries = encode_passages = _embed
+
+
+def constructed_pairs():
+    """40 consistent pairs (query and passage share a topic) and 10 inconsistent ones (they do not)."""
+    good = [Pair(f"question {i} about {TOPICS[i % 5]}", f"passage {i} on {TOPICS[i % 5]}", "good")
+            for i in range(40)]
+    bad = [Pair(f"question {i} about {TOPICS[i % 5]}", f"passage {i} on {TOPICS[(i + 1) % 5]}", "bad")
+           for i in range(10)]
+    return good + bad
+
+
+def write(folder, pairs, shard_bytes=1024):
+    with PairWriter(folder, shard_bytes=shard_bytes) as w:
+        for p in pairs:
+            w.write(p)
+
+
+def test_keeps_exactly_the_consistent_pairs():
+    pairs = constructed_pairs()
+    f = ConsistencyFilter(TopicEncoder(), [p.passage for p in pairs], top_k=2, chunk_size=7, progress=False)
+    assert f.keep_mask(pairs).tolist() == [True] * 40 + [False] * 10
+    assert f.keep_mask([]).tolist() == []
+
+
+def test_own_passage_in_pool_does_not_count_against_it():
+    enc = TopicEncoder()
+    pair = Pair("about water", "fire passage", "s")  # inconsistent: scores 0 against its own passage
+    f = ConsistencyFilter(enc, ["fire passage", "earth passage"], top_k=1, progress=False)
+    assert f.ranks([pair]).tolist() == [0]  # the only pool item scoring higher... is its own text
+    f2 = ConsistencyFilter(enc, ["water one", "water two", "fire passage"], top_k=2, progress=False)
+    assert f2.ranks([pair]).tolist() == [2]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="top_k"):
+        ConsistencyFilter(TopicEncoder(), ["x"], top_k=0)
+    with pytest.raises(ValueError, match="empty"):
+        ConsistencyFilter(TopicEncoder(), [], top_k=1)
+    with pytest.raises(ValueError, match="pool embeddings"):
+        ConsistencyFilter(TopicEncoder(), ["a", "b"], pool_embeddings=np.zeros((3, 6), np.float32))
+    with pytest.raises(ValueError, match="pool_size"):
+        sample_pool("x", 0)
+
+
+def test_sample_pool_is_seeded_and_bounded(tmp_path):
+    write(tmp_path / "raw", constructed_pairs())
+    a = sample_pool(tmp_path / "raw", 10, seed=3)
+    assert a == sample_pool(tmp_path / "raw", 10, seed=3) and len(a) == len(set(a)) == 10
+    assert a != sample_pool(tmp_path / "raw", 10, seed=4)
+    assert len(sample_pool(tmp_path / "raw", 1000)) == 50
+
+
+def test_filter_run_reports_per_source_and_resumes(tmp_path):
+    write(tmp_path / "raw", constructed_pairs())
+    enc = TopicEncoder()
+    rep = consistency_filter(tmp_path / "raw", tmp_path / "out", model=enc, pool_size=100, top_k=2,
+                             chunk_size=16, progress=False)
+    assert rep["by_source"]["good"] == {"input": 40, "kept": 40, "kept_fraction": 1.0}
+    assert rep["by_source"]["bad"]["kept"] == 0 and rep["kept"] == 40
+    kept = list(iter_pairs(tmp_path / "out"))
+    assert len(kept) == 40 and all(p.meta["consistency_rank"] < 2 for p in kept)
+    assert json.loads((tmp_path / "out" / "report-consistency.json").read_text())["kept"] == 40
+    enc.calls = 0
+    again = consistency_filter(tmp_path / "raw", tmp_path / "out", model=enc, pool_size=100, top_k=2,
+                               progress=False)
+    assert enc.calls == 0 and again["kept"] == 40  # pool cached, every shard already done
+    with pytest.raises(ValueError, match="must differ"):
+        consistency_filter(tmp_path / "raw", tmp_path / "raw", model=enc, pool_size=5)
+
+
+def test_parts_split_shards(tmp_path):
+    write(tmp_path / "raw", constructed_pairs(), shard_bytes=1024)
+    for i in range(2):
+        consistency_filter(tmp_path / "raw", tmp_path / "out", model=TopicEncoder(), pool_size=100, top_k=2,
+                           part=f"{i}/2", progress=False)
+    rep = json.loads((tmp_path / "out" / "report-consistency.json").read_text())
+    assert rep["input"] == 50 and rep["kept"] == 40
+
+
+def test_with_a_real_tiny_model_from_the_cli(tmp_path, tiny_e5):
+    from e5kit.cli import main
+
+    write(tmp_path / "raw", constructed_pairs())
+    args = ["pairs", "filter", str(tmp_path / "raw"), "-o", str(tmp_path / "all"), "--model", str(tiny_e5),
+            "--pool-size", "20", "--no-progress"]
+    assert main([*args, "--top-k", "21"]) == 0  # k above the pool size: every pair is kept
+    assert len(list(iter_pairs(tmp_path / "all"))) == 50
+    args[4] = str(tmp_path / "k1")
+    assert main([*args, "--top-k", "1"]) == 0
+    rep = json.loads((tmp_path / "k1" / "report-consistency.json").read_text())
+    assert rep["input"] == 50 and 0 <= rep["kept"] <= 50
+    assert main([*args, "--top-k", "0"]) == 1
