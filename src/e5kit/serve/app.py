@@ -5,8 +5,8 @@ the batcher's worker thread. Every error has one JSON shape, {"error": {message,
 code}}, and no stack trace ever reaches a client.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI must see the per-model request classes made in
+# _add_routes as real objects, not as names it would look up in this module.
 import asyncio
 import base64
 import json
@@ -29,11 +29,9 @@ from e5kit.serve.config import ServeConfig
 from e5kit.serve.guard import Guard, error_body
 from e5kit.serve.metrics import ServerMetrics
 from e5kit.serve.schemas import (
-    EmbeddingsRequest,
     EmbeddingsResponse,
-    EmbedRequest,
     ErrorResponse,
-    SimilarityRequest,
+    request_models,
 )
 from e5kit.serve.tokens import BadInputError, InputTooLongError, Prepared, RequestTokenizer
 
@@ -142,36 +140,44 @@ def _error(status: int, message: str, kind: str, param: str | None = None, code:
 
 
 UNION_FIELDS = {
-    "input": "a string, a list of strings, a list of token ids (ints) or a list of token-id lists",
+    "input": "a string, or a non-empty list of strings, of token ids (ints in [0, vocabulary size)) or of "
+             "non-empty token-id lists",
     "inputs": "a string or a non-empty list of strings",
 }
 
 
+def _field(loc: list[str]) -> str:
+    return loc[0] + "".join(f"[{x}]" if x.isdigit() else f".{x}" for x in loc[1:])
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     """One line naming the field (e.g. "input[2]", "inputs.sentences") and what is wrong with it."""
-    parts, param = [], None
+    parts, param, unions = [], None, {}
     for err in exc.errors():
         loc = [str(x) for x in err.get("loc", ())][1:]  # drop "body"
         kind = err.get("type", "")
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         if kind == "json_invalid":
             parts.append(f"body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})")
-            continue
-        if not loc:
+        elif not loc:
             parts.append("body must be a JSON object" if kind != "missing" else "body is missing: send a JSON object")
-            continue
-        root = loc[0]
-        if len(loc) > 1 and ("[" in loc[1] or loc[1] in ("str", "int", "bool")):  # a union member's path
-            if root in UNION_FIELDS:
-                parts.append(f"{root}: must be {UNION_FIELDS[root]}")
-                param = param or root
-                continue
-            loc = [root, *(x for x in loc[2:])]
-        field = root + "".join(f"[{x}]" if x.isdigit() else f".{x}" for x in loc[1:])
-        param = param or field
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        if kind == "extra_forbidden":
-            msg = "unknown field (check its spelling)"
-        parts.append(f"{field}: {msg}")
+        elif len(loc) > 1 and ("[" in loc[1] or loc[1] in ("str", "int", "bool")):  # a union member's path
+            path = [loc[0], *loc[2:]]
+            if loc[0] in UNION_FIELDS:
+                best = unions.get(loc[0])
+                if best is None or len(path) > len(best[0]):  # the member that got furthest says most
+                    unions[loc[0]] = (path, msg)
+                if f"{loc[0]}:" not in "".join(parts):
+                    parts.append(f"{loc[0]}:")
+            else:
+                parts.append(f"{_field(path)}: {msg}")
+            param = param or loc[0]
+        else:
+            param = param or _field(loc)
+            parts.append(f"{_field(loc)}: {'unknown field (check its spelling)' if kind == 'extra_forbidden' else msg}")
+    for root, (path, msg) in unions.items():
+        detail = f" ({_field(path)}: {msg})" if len(path) > 1 else ""
+        parts[parts.index(f"{root}:")] = f"{root}: must be {UNION_FIELDS[root]}{detail}"
     return "; ".join(list(dict.fromkeys(parts))[:5]) or "invalid request", param
 
 
@@ -230,12 +236,13 @@ def create_app(model: Any, config: ServeConfig | None = None) -> Any:
 
 
 def _add_routes(app: FastAPI, svc: EmbeddingService) -> None:
+    models = request_models(roles=svc.tokens.roles, vocab_size=svc.tokens.vocab_size, dim=svc.model.dim)
+    EmbeddingsRequest, EmbedRequest, SimilarityRequest = (  # noqa: N806 (classes)
+        models["embeddings"], models["embed"], models["similarity"])
+
     @app.post("/v1/embeddings", response_model=EmbeddingsResponse, responses=ERRORS)
     async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
         """OpenAI-compatible embeddings; `input_type` chooses the E5 prefix."""
-        if body.dimensions is not None and body.dimensions != svc.model.dim:
-            raise ServeError(422, f"dimensions={body.dimensions} is not supported: this model gives "
-                             f"{svc.model.dim}-dimensional vectors only", param="dimensions")
         raw = body.input
         token_ids = isinstance(raw, list) and isinstance(raw[0], (int, list))
         inputs = [raw] if isinstance(raw, str) or (token_ids and isinstance(raw[0], int)) else raw

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    create_model,
+    field_validator,
+)
 
 InputType = Literal["query", "passage", "none"]
 TokenIds = Annotated[list[StrictInt], Field(min_length=1)]
@@ -22,7 +32,7 @@ class _Strict(BaseModel):
 class EmbeddingsRequest(_Strict):
     """OpenAI `POST /v1/embeddings` body, plus the e5kit fields `input_type` and `truncate`."""
 
-    input: StrictStr | list[StrictStr] | list[StrictInt] | list[TokenIds] = Field(
+    input: StrictStr | list[StrictStr] | list[StrictInt] | list[TokenIds] = Field(  # narrowed per model
         description="A text, a list of texts, one token-id array, or a list of token-id arrays. Token ids are "
                     "this model's vocabulary without special tokens; the server adds them and the prefix.")
     model: StrictStr | None = Field(None, description="Accepted for compatibility; the server has one model.")
@@ -99,3 +109,35 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+def request_models(*, roles: tuple[str, ...], vocab_size: int, dim: int) -> dict[str, type[BaseModel]]:
+    """Request bodies for one model: `prompt_name` limited to its roles, token ids to its vocabulary,
+    `dimensions` to its own dimension.
+
+    Made per app so the OpenAPI schema states exactly what this server accepts.
+    """
+    names = Literal[roles]  # type: ignore[valid-type]
+    prompt = (names | None, Field(None, description="One of the model's prompt names, or 'none'. Default: the "
+                                                    "server's --default-input-type."))
+    token = Annotated[StrictInt, Field(ge=0, lt=vocab_size), BeforeValidator(_integral)]
+    inputs = (StrictStr | NonEmpty[list[StrictStr]] | NonEmpty[list[token]] | NonEmpty[list[NonEmpty[list[token]]]],
+              Field(description=EmbeddingsRequest.model_fields["input"].description))
+    return {
+        "embeddings": create_model("EmbeddingsRequest", __base__=EmbeddingsRequest, input=inputs, dimensions=(
+            Literal[dim] | None, Field(None, description=EmbeddingsRequest.model_fields["dimensions"].description))),
+        "embed": create_model("EmbedRequest", __base__=EmbedRequest, prompt_name=prompt),
+        "similarity": create_model("SimilarityRequest", __base__=SimilarityRequest, prompt_name=prompt),
+    }
+
+
+def _integral(value: object) -> object:
+    """47.0 is the integer 47 in JSON (JSON Schema agrees); "47" and true stay refused."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+class NonEmpty:
+    """`NonEmpty[list[X]]`: a list with at least one item, stated in the schema (minItems 1)."""
+
+    def __class_getitem__(cls, item: object) -> object:
+        return Annotated[item, Field(min_length=1)]

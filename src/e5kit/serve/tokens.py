@@ -62,6 +62,11 @@ class RequestTokenizer:
         pos = full.index(bare[0])
         return full[:pos], full[pos + 1:]
 
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Role names a request may give: the model's prompts (query/passage when it has none) and "none"."""
+        return tuple(sorted({*(self.prompts or ("query", "passage")), "none"}))
+
     def prefix(self, role: str | None, param: str) -> str:
         """The prefix for a role ("query", "passage", a stored prompt name, or "none")."""
         if role is None or role == "none":
@@ -70,8 +75,7 @@ class RequestTokenizer:
             return self.prompts[role]
         if not self.prompts and role in ("query", "passage"):
             return ""  # a model without prompts takes both roles as is
-        allowed = sorted({*self.prompts, "none"} | ({"query", "passage"} if not self.prompts else set()))
-        raise BadInputError(f"{param} {role!r} is not one of {allowed}", param)
+        raise BadInputError(f"{param} {role!r} is not one of {list(self.roles)}", param)
 
     def texts(self, texts: Sequence[str], *, prefix: str, truncate: bool) -> Prepared:
         """Tokenize texts with the prefix; over-long inputs are cut (truncate) or refused with their counts."""
