@@ -1,0 +1,61 @@
+"""`e5kit bench`: sentence-transformers vs every e5kit precision mode, same texts, one run."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "bench", help="encoding speed and quality: sentence-transformers vs e5kit modes",
+        description="Encode the same texts with sentence-transformers (fp32, its defaults) and each e5kit "
+                    "mode, alternating; print texts/s, real tokens/s, ratio to ST, peak RSS, FLOP/s as a "
+                    "share of the measured matmul peak, and agreement with fp32. --quality adds SciFact "
+                    "nDCG@10 and STSB Spearman per mode (all-MiniLM-L6-v2 size).")
+    p.add_argument("--size", choices=["minilm", "base", "both"], default="both",
+                   help="all-MiniLM-L6-v2 real weights at 256 tokens, a random BERT-base at 512, or both")
+    p.add_argument("--model", default=None, help="checkpoint for the minilm size (default: the gt package)")
+    p.add_argument("--data", default=None, help="evaluation data folder with scifact/ (texts) and sts/; "
+                                                "without it synthetic texts are used")
+    p.add_argument("--texts", type=int, default=None, help="texts per size (default: 200 minilm, 24 base)")
+    p.add_argument("--reps", type=int, default=2, help="alternating repetitions; the best is reported")
+    p.add_argument("--modes", default=None,
+                   help="comma list, e.g. fp32,fp32-hf,bf16,int8 (suffix -hf or -jagged picks the backend)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="sentence-transformers batch size; e5kit gets batch-size x max length tokens")
+    p.add_argument("--quality", action="store_true", help="also SciFact nDCG@10 / STSB Spearman per mode")
+    p.add_argument("--out", default=None, help="write bench.json and bench.md here")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from e5kit.encode.bench import SIZES, run_encode_bench
+
+    if args.texts is not None and args.texts < 1:
+        raise ValueError(f"--texts must be >= 1, got {args.texts}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    data = Path(args.data) if args.data else None
+    if data is not None and not (data / "scifact" / "corpus.jsonl.gz").is_file():
+        raise ValueError(f"--data {data}: no scifact/corpus.jsonl.gz there")
+    result = run_encode_bench(
+        sizes=SIZES if args.size == "both" else (args.size,), data_dir=data, n_texts=args.texts, reps=args.reps,
+        modes=args.modes.split(",") if args.modes else None, device=args.device,
+        model=Path(args.model) if args.model else None, st_batch=args.batch_size, quality=args.quality,
+    )
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench.json").write_text(json.dumps(result, indent=2, default=str))
+        md = [f"# e5kit bench ({result['device']}, {result['threads']} threads)"]
+        for size, entry in result["sizes"].items():
+            md += [f"\n## {size}: {entry['texts']} texts, max length {entry['max_length']}\n", entry["table"]]
+            if "quality_table" in entry:
+                md += ["", entry["quality_table"]]
+        (out / "bench.md").write_text("\n".join(md) + "\n")
+        print(f"wrote {out / 'bench.json'} and {out / 'bench.md'}")
+    return 0
