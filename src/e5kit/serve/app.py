@@ -164,9 +164,10 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
         elif len(loc) > 1 and ("[" in loc[1] or loc[1] in ("str", "int", "bool")):  # a union member's path
             path = [loc[0], *loc[2:]]
             if loc[0] in UNION_FIELDS:
-                best = unions.get(loc[0])
-                if best is None or len(path) > len(best[0]):  # the member that got furthest says most
-                    unions[loc[0]] = (path, msg)
+                # the member that got furthest says most; a wrong value beats a wrong type
+                score = (len(path), not kind.endswith("_type"))
+                if loc[0] not in unions or score > unions[loc[0]][2]:
+                    unions[loc[0]] = (path, msg, score)
                 if f"{loc[0]}:" not in "".join(parts):
                     parts.append(f"{loc[0]}:")
             else:
@@ -175,7 +176,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
         else:
             param = param or _field(loc)
             parts.append(f"{_field(loc)}: {'unknown field (check its spelling)' if kind == 'extra_forbidden' else msg}")
-    for root, (path, msg) in unions.items():
+    for root, (path, msg, _) in unions.items():
         detail = f" ({_field(path)}: {msg})" if len(path) > 1 else ""
         parts[parts.index(f"{root}:")] = f"{root}: must be {UNION_FIELDS[root]}{detail}"
     return "; ".join(list(dict.fromkeys(parts))[:5]) or "invalid request", param
