@@ -30,8 +30,9 @@ def test_prefix_policy_per_task_type(word_model, minilm_path):
     plain = DenseModel(E5(minilm_path))
     assert all(v["prefix"] == "" for v in plain.policy("retrieval")["inputs"].values())
     assert plain.policy("sts")["source"] == "none"
-    assert prefix_policy("sts", {"query": "q: ", "document": "d: "}, "checkpoint")["inputs"]["sentence"]["prefix"] == "q: "
-    assert prefix_policy("retrieval", {"query": "q: ", "document": "d: "}, "x")["inputs"]["document"]["prefix"] == "d: "
+    stored = {"query": "q: ", "document": "d: "}  # sentence-transformers' name for the passage prompt
+    assert prefix_policy("sts", stored, "checkpoint")["inputs"]["sentence"]["prefix"] == "q: "
+    assert prefix_policy("retrieval", stored, "checkpoint")["inputs"]["document"]["prefix"] == "d: "
     with pytest.raises(ValueError, match="unknown task type"):
         prefix_policy("translation", {}, "none")
     with pytest.raises(ValueError, match="unknown task type"):
