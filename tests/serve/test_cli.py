@@ -1,0 +1,77 @@
+"""`e5kit serve`: flags, config errors as one line, and a real process that serves and stops on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from e5kit.cli import main
+
+
+def test_help_lists_the_server_flags(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0
+    for flag in ("--model", "--host", "--port", "--api-key", "--default-input-type", "--auto-truncate",
+                 "--max-queue-tokens", "--max-batch-tokens"):
+        assert flag in out
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--max-queue-tokens", "10"], "max_queue_tokens (10) must be >= max_request_tokens"),
+    (["--max-batch-tokens", "0"], "max_batch_tokens must be a positive int"),
+    (["--port", "70000"], "port must be an int in [0, 65535]"),
+    (["--model", "/no/such/model/folder"], "/no/such/model/folder"),
+])
+def test_bad_settings_fail_in_one_line(capsys, argv, needle):
+    assert main(["serve", *argv]) == 1
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+
+
+def test_bad_choice_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--default-input-type", "document"])
+    assert info.value.code == 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_process_serves_with_env_api_key_and_stops_on_sigterm(serve_ckpt):
+    port = free_port()
+    env = {**os.environ, "E5KIT_API_KEY": "k-123", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "e5kit", "serve", "--model", str(serve_ckpt), "--port", str(port),
+                             "--log-level", "info"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()[-2000:]
+            time.sleep(0.2)
+        assert httpx.post(url + "/v1/embeddings", json={"input": "water"}).status_code == 401
+        r = httpx.post(url + "/v1/embeddings", json={"input": "water"}, headers={"Authorization": "Bearer k-123"})
+        assert r.status_code == 200 and len(r.json()["data"][0]["embedding"]) == 32
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    log = proc.stderr.read().decode()
+    # uvicorn shuts down gracefully, then re-raises the signal it caught, as a server killed by it should
+    assert code in (0, -signal.SIGTERM) and "Application shutdown complete" in log, log[-2000:]
+    assert "Traceback" not in log
