@@ -19,11 +19,15 @@ def stackexchange_posts(folder: Path) -> Path:
         'Body="&lt;p&gt;I have a &lt;code&gt;list&lt;/code&gt; and want it backwards.&lt;/p&gt;" />',
         '<row Id="2" PostTypeId="2" ParentId="1" Score="10" Body="&lt;p&gt;Use slicing with a step.&lt;/p&gt;" />',
         '<row Id="3" PostTypeId="2" ParentId="1" Score="4" '
-        'Body="&lt;p&gt;Call &lt;b&gt;reversed()&lt;/b&gt; on it.&lt;/p&gt;&lt;pre&gt;list(reversed(x))&lt;/pre&gt;" />',
-        '<row Id="4" PostTypeId="1" Score="1" Title="Why is the sky blue?" Body="&lt;p&gt;Asking for a kid.&lt;/p&gt;" />',
+        'Body="&lt;p&gt;Call &lt;b&gt;reversed()&lt;/b&gt; on it.&lt;/p&gt;'
+        '&lt;pre&gt;list(reversed(x))&lt;/pre&gt;" />',
+        '<row Id="4" PostTypeId="1" Score="1" Title="Why is the sky blue?" '
+        'Body="&lt;p&gt;Asking for a kid.&lt;/p&gt;" />',
         '<row Id="5" PostTypeId="2" ParentId="4" Score="0" Body="&lt;p&gt;Because.&lt;/p&gt;" />',
-        '<row Id="6" PostTypeId="2" ParentId="4" Score="7" Body="&lt;p&gt;Rayleigh scattering of sunlight.&lt;/p&gt;" />',
-        '<row Id="7" PostTypeId="1" AcceptedAnswerId="8" Score="2" Title="Unanswered well?" Body="&lt;p&gt;x&lt;/p&gt;" />',
+        '<row Id="6" PostTypeId="2" ParentId="4" Score="7" '
+        'Body="&lt;p&gt;Rayleigh scattering of sunlight.&lt;/p&gt;" />',
+        '<row Id="7" PostTypeId="1" AcceptedAnswerId="8" Score="2" Title="Unanswered well?" '
+        'Body="&lt;p&gt;x&lt;/p&gt;" />',
         '<row Id="8" PostTypeId="2" ParentId="7" Score="0" Body="&lt;p&gt;Accepted but unvoted.&lt;/p&gt;" />',
     ]
     path = folder / "Posts.xml"

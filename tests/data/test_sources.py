@@ -118,7 +118,8 @@ def test_pydocs_sections(tmp_path):
     assert [p.query for p in got] == ["json — JSON encoder and decoder",
                                       "json — JSON encoder and decoder: Basic Usage",
                                       "json — JSON encoder and decoder: Old style section"]
-    assert got[0].passage == "JSON is a lightweight data interchange format inspired by JavaScript object literal syntax."
+    assert got[0].passage == ("JSON is a lightweight data interchange format inspired by JavaScript object "
+                              "literal syntax.")
     assert "json.dump(obj, fp)" in got[1].passage and "¶" not in got[1].passage
     files = get_source("pydocs").html_files(tmp_path)
     assert files == [page]  # genindex skipped

@@ -60,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--device", default=None)
     f.add_argument("--precision", default=None)
+    f.add_argument("--max-seq-length", type=int, default=None, help="truncate inputs to this many tokens")
     _common(f)
     f.add_argument("--no-resume", action="store_true")
     f.set_defaults(run=run_filter)
@@ -132,7 +133,8 @@ def run_filter(args: argparse.Namespace) -> int:
 
     rep = consistency_filter(args.src, args.out, model=args.model, pool_size=args.pool_size, top_k=args.top_k,
                              pool_from=args.pool_from, chunk_size=args.chunk_size, seed=args.seed,
-                             device=args.device, precision=args.precision, fmt=args.format,
+                             device=args.device, precision=args.precision,
+                             max_seq_length=args.max_seq_length, fmt=args.format,
                              shard_bytes=args.shard_size, part=args.shard, resume=not args.no_resume,
                              progress=not args.no_progress)
     for source, c in rep["by_source"].items():

@@ -72,7 +72,8 @@ def _select(files: list[Path], part: tuple[int, int]) -> tuple[list[Path], bool]
 
 
 def build_pairs(source: str, inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
-                fmt: str = "jsonl.gz", shard_bytes: int = DEFAULT_SHARD_BYTES, part: str | tuple[int, int] | None = None,
+                fmt: str = "jsonl.gz", shard_bytes: int = DEFAULT_SHARD_BYTES,
+                part: str | tuple[int, int] | None = None,
                 resume: bool = True, install: bool = True, limit: int | None = None, progress: bool | None = None,
                 options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build pairs of `source` from `inputs` (or its local defaults) into shards under `out`; returns the manifest.

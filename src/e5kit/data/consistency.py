@@ -20,8 +20,15 @@ import numpy as np
 
 from e5kit.data.decontaminate import text_key
 from e5kit.data.pairs import Pair
-from e5kit.data.shards import DEFAULT_SHARD_BYTES, PairWriter, iter_pairs, iter_shard, list_shards, \
-    read_manifest, write_json_atomic
+from e5kit.data.shards import (
+    DEFAULT_SHARD_BYTES,
+    PairWriter,
+    iter_pairs,
+    iter_shard,
+    list_shards,
+    read_manifest,
+    write_json_atomic,
+)
 
 log = logging.getLogger("e5kit")
 
@@ -102,12 +109,13 @@ class ConsistencyFilter:
         return self.ranks(pairs) < self.top_k
 
 
-def _load_encoder(model: str | PairEncoder, device: str | None, precision: str | None) -> PairEncoder:
+def _load_encoder(model: str | PairEncoder, device: str | None, precision: str | None,
+                  max_seq_length: int | None = None) -> PairEncoder:
     if not isinstance(model, (str, os.PathLike)):
         return model
     from e5kit import E5
 
-    m = E5(model, device=device, precision=precision)
+    m = E5(model, device=device, precision=precision, max_seq_length=max_seq_length)
 
     class _E5Encoder:
         fingerprint = m.fingerprint
@@ -150,11 +158,12 @@ def _save_pool(out: Path, tag: dict[str, Any], texts: list[str], emb: np.ndarray
 def consistency_filter(src: str | os.PathLike[str], out: str | os.PathLike[str], *, model: str | PairEncoder,
                        pool_size: int = 1_000_000, top_k: int = 2, pool_from: str | None = None,
                        chunk_size: int = 8192, seed: int = 0, device: str | None = None,
-                       precision: str | None = None, fmt: str = "jsonl.gz",
+                       precision: str | None = None, max_seq_length: int | None = None, fmt: str = "jsonl.gz",
                        shard_bytes: int = DEFAULT_SHARD_BYTES, part: str | None = None, resume: bool = True,
                        progress: bool | None = None) -> dict[str, Any]:
     """Keep the pairs under `src` whose own passage ranks in the top `top_k` among a pool of `pool_size` random
-    passages (from `pool_from`, default `src`) plus itself; returns and writes `report-consistency.json`."""
+    passages (from `pool_from`, default `src`) plus itself; returns and writes `report-consistency.json`.
+    `max_seq_length` truncates inputs (E5 pre-trained at 128 tokens)."""
     from tqdm.auto import tqdm
 
     from e5kit.data.build import parse_part
@@ -167,7 +176,7 @@ def consistency_filter(src: str | os.PathLike[str], out: str | os.PathLike[str],
     if out_dir.resolve() == Path(src).resolve():
         raise ValueError(f"output folder must differ from the input folder {src}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    encoder = _load_encoder(model, device, precision)
+    encoder = _load_encoder(model, device, precision, max_seq_length)
     pool_src = pool_from or src
     texts, emb = _pool(out_dir, pool_src, pool_size, seed, encoder, chunk_size, progress)
     filt = ConsistencyFilter(encoder, texts, top_k=top_k, pool_embeddings=emb, chunk_size=chunk_size,
@@ -204,7 +213,7 @@ def _keep_batch(filt: ConsistencyFilter, batch: list[Pair], writer: PairWriter,
     if not batch:
         return
     ranks = filt.ranks(batch)
-    for pair, rank in zip(batch, ranks):
+    for pair, rank in zip(batch, ranks, strict=True):
         c = counts.setdefault(pair.source, Counter())
         c["input"] += 1
         if rank < filt.top_k:

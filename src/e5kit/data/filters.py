@@ -119,7 +119,7 @@ class LanguageFilter:
         return None if self.english_prob(text) >= self.min_prob else "not_english"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def make_english_scorer(backend: str) -> Callable[[str], float]:
     """A function text -> probability that the text is English, from langid.py or lingua (made once per
     process: langid takes seconds to unpack its model)."""
@@ -240,12 +240,13 @@ def _one_blas_thread() -> Any:
     return threadpool_limits(1)
 
 
-def filter_rules(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], cfg: RuleConfig | None = None, *,
+def filter_rules(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
+                 cfg: RuleConfig | None = None, *,
                  fmt: str = "jsonl.gz", shard_bytes: int = DEFAULT_SHARD_BYTES, part: str | None = None,
                  progress: bool | None = None) -> dict[str, Any]:
-    """Stream the pairs under `src` (one or more folders) through the rule filters into shards under `out`; returns (and writes to
-    `out/report-rules.json`) the report. Dedup state is global to one run, so with `part` only the shard files
-    of that part are deduplicated among themselves."""
+    """Stream the pairs under `src` (one or more folders) through the rule filters into shards under `out`;
+    returns (and writes to `out/report-rules.json`) the report. Dedup state is global to one run, so with
+    `part` only the shard files of that part are deduplicated among themselves."""
     from tqdm.auto import tqdm
 
     from e5kit.data.build import parse_part, part_prefix

@@ -55,7 +55,8 @@ def pair_stats(src: str | os.PathLike[str], *, out: str | os.PathLike[str] | Non
     for s in sorted(counts):
         arr = np.array(lengths[s].items, dtype=np.int64).reshape(-1, 2)
         sources[s] = {"pairs": counts[s],
-                      "query_chars_median": int(np.median(arr[:, 0])), "passage_chars_median": int(np.median(arr[:, 1])),
+                      "query_chars_median": int(np.median(arr[:, 0])),
+                      "passage_chars_median": int(np.median(arr[:, 1])),
                       "query_chars_p95": int(np.percentile(arr[:, 0], 95)),
                       "passage_chars_p95": int(np.percentile(arr[:, 1], 95)), "samples": picks[s].items}
     folder = Path(src) if Path(src).is_dir() else Path(src).parent
