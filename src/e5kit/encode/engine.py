@@ -6,10 +6,12 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 
 import numpy as np
+import torch
 
 from e5kit.encode.batching import TokenBudgetBatcher
 from e5kit.encode.threads import configure_threads
@@ -19,6 +21,7 @@ from e5kit.model.tokenize import TextTokenizer
 log = logging.getLogger("e5kit")
 
 CHUNK_TEXTS = 8192  # texts tokenized and sorted together; bounds memory for streamed input
+CHUNK_TEXTS_CUDA = 2048  # smaller on GPU: tokenizing the next chunk overlaps the current one
 TOKENIZE_TEXTS = 1024  # texts per tokenizer call: its Encoding objects are large, so they are dropped at once
 PROGRESS_MIN_TEXTS = 256
 
@@ -85,37 +88,64 @@ class EncodeEngine:
         flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
         return flat, offsets, truncated
 
-    def encode_chunk(self, texts: Sequence[str], *, normalize: bool, bar=None) -> tuple[np.ndarray, EncodeStats]:
-        """Embeddings of one in-memory chunk of texts, with what it cost."""
+    def encode_chunk(self, texts: Sequence[str], *, normalize: bool, bar=None,
+                     tokens: tuple[np.ndarray, np.ndarray, int] | None = None) -> tuple[np.ndarray, EncodeStats]:
+        """Embeddings of one in-memory chunk of texts (optionally already tokenized), with what it cost.
+
+        On CUDA the vectors stay on the GPU until the chunk ends, so no batch waits for a copy and
+        the CPU keeps queueing work ahead of the GPU.
+        """
         start = time.perf_counter()
-        flat, offsets, truncated = self.tokenize_compact(texts)
+        flat, offsets, truncated = tokens if tokens is not None else self.tokenize_compact(texts)
         lengths = np.diff(offsets).tolist()
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        on_gpu = self.encoder.device.type == "cuda"
+        out = (torch.empty((len(texts), self.dim), dtype=torch.float32, device=self.encoder.device) if on_gpu
+               else np.empty((len(texts), self.dim), dtype=np.float32))
         stats = EncodeStats(texts=len(texts), tokens=sum(lengths), truncated=truncated,
                             max_length=self.tokenizer.max_length)
         for batch in self.batcher.batches(lengths):
-            vectors = self.encoder.embed([flat[offsets[i]:offsets[i + 1]] for i in batch], normalize=normalize)
-            out[batch] = vectors.numpy()
+            ids = [flat[offsets[i]:offsets[i + 1]] for i in batch]
+            if on_gpu:
+                rows = torch.as_tensor(batch).to(self.encoder.device, non_blocking=True)
+                out[rows] = self.encoder.embed(ids, normalize=normalize, to_cpu=False)
+            else:
+                out[batch] = self.encoder.embed(ids, normalize=normalize).numpy()
             stats.batches += 1
             stats.padded_tokens += len(batch) * max(lengths[i] for i in batch)
             if bar is not None:
                 bar.update(len(batch))
+        result = out.cpu().numpy() if on_gpu else out
         stats.seconds = time.perf_counter() - start
-        return out, stats
+        return result, stats
 
     def iter_encode(self, texts: Iterable[str], *, normalize: bool = True, show_progress: bool | None = None,
-                    total: int | None = None, chunk_size: int = CHUNK_TEXTS,
+                    total: int | None = None, chunk_size: int | None = None,
                     stats: EncodeStats | None = None) -> Iterator[np.ndarray]:
-        """Stream embeddings chunk by chunk; memory is bounded by `chunk_size`, not by the input."""
+        """Stream embeddings chunk by chunk; memory is bounded by `chunk_size`, not by the input.
+
+        On CUDA the next chunk is tokenized in a thread (the Rust tokenizer releases the GIL)
+        while the GPU encodes the current one, and chunks are smaller so that overlap starts early.
+        """
         stats = stats if stats is not None else EncodeStats()
+        on_gpu = self.encoder.device.type == "cuda"
+        chunk_size = chunk_size or (CHUNK_TEXTS_CUDA if on_gpu else CHUNK_TEXTS)
         bar = _progress(total if total is not None else 0, show_progress if total else False, "encode")
         iterator = iter(texts)
+        pool = ThreadPoolExecutor(max_workers=1) if on_gpu else None
         try:
-            while chunk := list(islice(iterator, chunk_size)):
-                vectors, chunk_stats = self.encode_chunk(chunk, normalize=normalize, bar=bar)
+            chunk = list(islice(iterator, chunk_size))
+            pending = pool.submit(self.tokenize_compact, chunk) if pool and chunk else None
+            while chunk:
+                tokens = pending.result() if pending is not None else None
+                following = list(islice(iterator, chunk_size))
+                pending = pool.submit(self.tokenize_compact, following) if pool and following else None
+                vectors, chunk_stats = self.encode_chunk(chunk, normalize=normalize, bar=bar, tokens=tokens)
                 stats.add(chunk_stats)
                 yield vectors
+                chunk = following
         finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
             if bar is not None:
                 bar.close()
             stats.max_length = self.tokenizer.max_length

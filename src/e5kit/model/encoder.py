@@ -129,8 +129,8 @@ class TransformerEncoder:
         return input_ids.to(self.device), mask.to(self.device)
 
     @torch.inference_mode()
-    def embed(self, ids: Sequence[Sequence[int]], normalize: bool = True) -> torch.Tensor:
-        """Embeddings (B, H) as float32 on the CPU; pooling and normalization always in fp32."""
+    def embed(self, ids: Sequence[Sequence[int]], normalize: bool = True, *, to_cpu: bool = True) -> torch.Tensor:
+        """Embeddings (B, H) as float32 (on the CPU unless to_cpu=False); pooling and norm in fp32."""
         if self.backend == "hf":
             input_ids, mask = self.pad(ids)
             hidden = self.runner(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (B, T, H)
@@ -142,4 +142,4 @@ class TransformerEncoder:
             pooled = self.packed_pool(self.runner(batch), batch)  # (B, H) float32
         if normalize:
             pooled = l2_normalize(pooled)
-        return pooled.cpu()
+        return pooled.cpu() if to_cpu else pooled

@@ -49,6 +49,7 @@ class PackedBatch:
             raise ValueError("every sequence needs at least one token")
         self.batch = len(lengths)
         self.width = max(lengths)
+        self.shortest = min(lengths)
         self.tokens = sum(lengths)
         flat = np.concatenate([np.asarray(seq, dtype=np.int64) for seq in ids])
         self.input_ids = torch.from_numpy(flat).to(device, non_blocking=True)  # (N,)
@@ -125,7 +126,9 @@ class _PackedLayer(torch.nn.Module):
             parts = [p.contiguous() for p in qkv.view(n, 3, h, d).unbind(1)]  # 3 x (N, h, d)
             with warnings.catch_warnings():  # "nested tensors are a prototype" on every CPU call
                 warnings.simplefilter("ignore", UserWarning)
-                q, k, v = (torch.nested.nested_tensor_from_jagged(p, batch.offsets).transpose(1, 2) for p in parts)
+                q, k, v = (torch.nested.nested_tensor_from_jagged(
+                    p, batch.offsets, min_seqlen=batch.shortest, max_seqlen=batch.width).transpose(1, 2)
+                    for p in parts)  # lengths given, so building them needs no device sync
                 out = F.scaled_dot_product_attention(q, k, v)  # (B, h, j, d) jagged
             return out.transpose(1, 2).values().reshape(n, h * d)
         b, t = batch.batch, batch.width
