@@ -47,7 +47,7 @@ def test_wikipedia_sections_and_skips(tmp_path):
     lead, uses = got[0].passage, got[1].passage
     assert lead.startswith("Aspirin is a medication used to reduce pain")
     assert "caption" not in lead and "A source" not in lead and "[[" not in lead and "'''" not in lead
-    assert "arthritis" not in uses or "{{" not in uses
+    assert "{{" not in uses and "pericarditis" in uses
     assert all(p.meta["title"] == "Aspirin" for p in got)
 
 
@@ -128,7 +128,8 @@ def test_pydocs_sections(tmp_path):
 def test_manpages_man_and_mdoc(tmp_path):
     files = dumps.man_pages(tmp_path)
     mod = get_source("manpages")
-    assert mod.page_files(tmp_path) == sorted(files[:3], key=str) + [files[3]] or len(mod.page_files(tmp_path)) == 4
+    ls_page, cat_page, redirect_page, de_page = files
+    assert mod.page_files(tmp_path) == [de_page, cat_page, ls_page, redirect_page]
     ls, cat, redirect, de = (list(mod.iter_file(f)) for f in files)
     assert ls[0].query == "ls - list directory contents"
     assert ls[0].passage.startswith("List information about the FILEs")

@@ -92,10 +92,11 @@ def _plot(lengths: dict[str, np.ndarray], path: Path) -> Path:
         ax = axes[col]
         for source, arr in sorted(lengths.items()):
             if arr.size:
-                ax.hist(arr[:, col] + 1, bins=bins, histtype="step", label=source, density=True)
+                ax.hist(arr[:, col] + 1, bins=bins, histtype="step", label=source,
+                        weights=np.full(len(arr), 1.0 / len(arr)))  # share of the source's pairs per bin
         ax.set_xscale("log")
         ax.set_xlabel(f"{role} length (characters)")
-        ax.set_ylabel("density")
+        ax.set_ylabel("fraction of pairs")
         ax.set_title(f"{role} lengths by source")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
