@@ -120,3 +120,14 @@ def test_with_a_real_tiny_model_from_the_cli(tmp_path, tiny_e5):
     rep = json.loads((tmp_path / "k1" / "report-consistency.json").read_text())
     assert rep["input"] == 50 and 0 <= rep["kept"] <= 50
     assert main([*args, "--top-k", "0"]) == 1
+
+
+def test_pool_passages_are_not_embedded_twice():
+    pairs = constructed_pairs()
+    enc = TopicEncoder()
+    pool = [p.passage for p in pairs[:25]]
+    f = ConsistencyFilter(enc, pool, top_k=2, progress=False)
+    seen = []
+    enc.encode_passages = lambda texts: (seen.extend(texts), TopicEncoder._embed(enc, texts))[1]
+    assert f.keep_mask(pairs).tolist() == [True] * 40 + [False] * 10
+    assert seen == [p.passage for p in pairs[25:]]  # only passages outside the pool were embedded

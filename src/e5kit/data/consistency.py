@@ -86,6 +86,8 @@ class ConsistencyFilter:
             raise ValueError(f"{len(pool_embeddings)} pool embeddings for {len(pool_texts)} pool passages")
         self.pool_embeddings = np.ascontiguousarray(pool_embeddings, dtype=np.float32)
         self.pool_keys = np.array([text_key(t) for t in pool_texts], dtype=np.uint64)
+        self._key_order = np.argsort(self.pool_keys, kind="stable")
+        self._sorted_keys = self.pool_keys[self._key_order]
         self.index = faiss.IndexFlatIP(self.pool_embeddings.shape[1])
         self.index.add(self.pool_embeddings)
 
@@ -95,15 +97,28 @@ class ConsistencyFilter:
         if not pairs:
             return np.zeros(0, dtype=np.int64)
         q = _encode(self.encoder.encode_queries, [p.query for p in pairs], self.chunk_size)
-        p = _encode(self.encoder.encode_passages, [p.passage for p in pairs], self.chunk_size)
+        own_keys = np.array([text_key(x.passage) for x in pairs], dtype=np.uint64)
+        p = self._passage_embeddings(pairs, own_keys)
         own = np.einsum("ij,ij->i", q, p)
         k = min(self.top_k + 1, self.index.ntotal)
         scores, idx = self.index.search(np.ascontiguousarray(q), k)
-        own_keys = np.array([text_key(x.passage) for x in pairs], dtype=np.uint64)[:, None]
+        own_keys = own_keys[:, None]
         valid = idx >= 0
         same = valid & (self.pool_keys[np.where(valid, idx, 0)] == own_keys)
         above = valid & ~same & (scores > own[:, None])
         return above.sum(axis=1)
+
+    def _passage_embeddings(self, pairs: Sequence[Pair], keys: np.ndarray) -> np.ndarray:
+        """Embeddings of the pairs' own passages, reusing the pool's for passages that are in the pool."""
+        pos = np.minimum(np.searchsorted(self._sorted_keys, keys), len(self._sorted_keys) - 1)
+        found = self._sorted_keys[pos] == keys
+        out = np.empty((len(pairs), self.pool_embeddings.shape[1]), dtype=np.float32)
+        out[found] = self.pool_embeddings[self._key_order[pos[found]]]
+        missing = np.flatnonzero(~found)
+        if len(missing):
+            out[missing] = _encode(self.encoder.encode_passages, [pairs[i].passage for i in missing],
+                                   self.chunk_size)
+        return out
 
     def keep_mask(self, pairs: Sequence[Pair]) -> np.ndarray:
         return self.ranks(pairs) < self.top_k
