@@ -145,3 +145,33 @@ def test_manpages_man_and_mdoc(tmp_path):
 def test_missing_input_file(tmp_path, name):
     with pytest.raises((FileNotFoundError, OSError)):
         pairs_of(name, tmp_path / "missing.xml")
+
+
+@pytest.mark.parametrize("name, filename, content", [
+    ("papers", "a.jsonl", ""), ("debian", "Translation-en", ""), ("wordnet", "data.adv", ""),
+    ("manpages", "x.1", ""), ("pydocs", "x.html", ""), ("reddit", "RC.jsonl", "\n\n"),
+    ("papers", "b.jsonl", "[1, 2]\n\"str\"\n"),  # valid JSON, wrong type: skipped
+])
+def test_empty_or_wrong_typed_inputs_give_no_pairs(tmp_path, name, filename, content):
+    path = tmp_path / filename
+    path.write_text(content)
+    mod = get_source(name)
+    got = list(mod.iter_inputs([path])) if name == "reddit" else list(mod.iter_file(path))
+    assert got == []
+
+
+@pytest.mark.parametrize("name", ["stackexchange", "wikipedia"])
+def test_empty_xml_is_a_format_error(tmp_path, name):
+    path = tmp_path / "empty.xml"
+    path.write_text("")
+    with pytest.raises(InputFormatError):
+        pairs_of(name, path)
+
+
+def test_huge_passages_are_clipped_at_paragraphs(tmp_path):
+    man1 = tmp_path / "man1"
+    man1.mkdir()
+    body = "\n.PP\n".join(f"Paragraph {i} " + "word " * 100 for i in range(50))
+    (man1 / "big.1").write_text(f".TH BIG 1\n.SH NAME\nbig \\- a big page\n.SH DESCRIPTION\n{body}\n")
+    (p,) = pairs_of("manpages", man1 / "big.1", max_passage_chars=1500)
+    assert len(p.passage) <= 1500 and p.passage.endswith("word") and p.passage.count("Paragraph") == 2
