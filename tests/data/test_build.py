@@ -98,3 +98,14 @@ def test_builder_options_are_passed(tmp_path):
     posts = dumps.stackexchange_posts(tmp_path)
     m = build_pairs("stackexchange", [posts], tmp_path / "o", options={"min_score": 8}, progress=False)
     assert m["pairs"] == 1 and m["info"]["options"] == {"min_score": 8}
+
+
+def test_folder_inputs_are_expanded_by_the_builder(tmp_path):
+    docs = tmp_path / "html"
+    docs.mkdir()
+    dumps.pydocs_html(docs)
+    (docs / "_static").mkdir()
+    (docs / "_static" / "basic.css").write_text("body { margin: 0 }")
+    (docs / "objects.inv").write_bytes(b"\x00\x01binary")
+    m = build_pairs("pydocs", [docs], tmp_path / "out", progress=False)
+    assert m["pairs"] == 3 and m["info"]["inputs"] == 1  # json.html only: no index, css or binary files

@@ -52,8 +52,9 @@ def resolve_inputs(source: str, inputs: Sequence[str | os.PathLike[str]], *, ins
     out: list[Path] = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file())
+        if p.is_dir():  # a builder may say which files of a folder are its inputs (pages, not stylesheets)
+            expand = getattr(mod, "expand_folder", None)
+            out += expand(p) if expand else sorted(f for f in p.rglob("*") if f.is_file())
         elif p.is_file():
             out.append(p)
         else:

@@ -1,7 +1,8 @@
 """Pair builders, one module per source. Each module defines `NAME`, `DESCRIPTION`, and either
 `iter_file(path, **options)` (pairs of one input file, so a build resumes and splits per file) or
 `iter_inputs(paths, **options)` (sources whose pairs join several files). Local corpora also define
-`default_inputs()` and `APT_PACKAGES` so they can find (and install) their files."""
+`default_inputs()` and `APT_PACKAGES` so they can find (and install) their files; `expand_folder(folder)`, where
+defined, picks a folder's input files."""
 
 from __future__ import annotations
 

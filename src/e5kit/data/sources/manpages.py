@@ -49,6 +49,9 @@ def page_files(root: str | os.PathLike[str]) -> list[Path]:
     return out
 
 
+expand_folder = page_files
+
+
 def page_language(path: Path) -> str:
     """The locale folder of a page (man/de/man1/ls.1 -> "de"), "en" for the untranslated tree."""
     locale = path.parent.parent.name

@@ -38,6 +38,9 @@ def html_files(root: str | os.PathLike[str]) -> list[Path]:
     return out
 
 
+expand_folder = html_files
+
+
 def _is_section(el) -> bool:
     return el.tag == "section" or (el.tag == "div" and "section" in (el.get("class") or "").split())
 
