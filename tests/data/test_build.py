@@ -109,3 +109,32 @@ def test_folder_inputs_are_expanded_by_the_builder(tmp_path):
     (docs / "objects.inv").write_bytes(b"\x00\x01binary")
     m = build_pairs("pydocs", [docs], tmp_path / "out", progress=False)
     assert m["pairs"] == 3 and m["info"]["inputs"] == 1  # json.html only: no index, css or binary files
+
+
+def test_apt_install_explains_what_to_run(monkeypatch):
+    from e5kit.data.sources import apt
+    from e5kit.errors import E5kitError
+
+    monkeypatch.setattr(apt.shutil, "which", lambda name: None)
+    with pytest.raises(E5kitError, match="apt-get not found"):
+        apt.apt_install(["wordnet-base"])
+    monkeypatch.setattr(apt.shutil, "which", lambda name: "/usr/bin/apt-get")
+    monkeypatch.setattr(apt.os, "geteuid", lambda: 1000)
+    with pytest.raises(E5kitError, match="apt-get install -y wordnet-base"):
+        apt.apt_install(["wordnet-base"])
+    ran = []
+    monkeypatch.setattr(apt.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(apt.subprocess, "run", lambda cmd, **kw: ran.append(cmd))
+    apt.apt_install(["wordnet-base"])
+    assert ran[0][:2] == ["apt-get", "update"] and ran[1][-1] == "wordnet-base"
+
+
+def test_local_corpus_missing_files_installs_when_asked(tmp_path, monkeypatch):
+    mod = get_source("wordnet")
+    monkeypatch.setattr(mod, "WORDNET_DIR", tmp_path / "nowhere")
+    installed = []
+    monkeypatch.setattr(mod, "apt_install", lambda pkgs: installed.append(list(pkgs)))
+    assert mod.default_inputs(install=False) == [] and installed == []
+    assert mod.default_inputs(install=True) == [] and installed == [["wordnet-base"]]
+    with pytest.raises(Exception, match="wordnet-base"):
+        build_pairs("wordnet", [], tmp_path / "o", install=False, progress=False)
