@@ -47,7 +47,11 @@ def test_bm25_and_report_compare(word_e5, datasets, tmp_path, capsys):
     assert main(["eval", "--model", "bm25", "--tasks", task, "--output", str(out), "--no-progress"]) == 0
     assert main(["eval", "--model", str(word_e5), "--tasks", task, "--output", str(out), "--no-progress"]) == 0
     bm = json.loads((out / "bm25" / "minibeir.json").read_text())
-    assert bm["model"]["k1"] == 0.9 and bm["encode"]["tokens"] == 0
+    assert bm["model"]["k1"] == 0.9 and bm["encode"]["tokens"] == 0 and bm["options"] == {}
+    assert main(["eval", "--model", "bm25", "--tasks", task, "--output", str(tmp_path / "other"), "--no-progress",
+                 "--ignore-identical-ids"]) == 0
+    assert json.loads((tmp_path / "other" / "bm25" / "minibeir.json").read_text())["options"] == {
+        "ignore_identical_ids": True}
     capsys.readouterr()
     assert main(["report", str(out), "--compare", "bm25", "e5-small-unsupervised"]) == 0
     table = capsys.readouterr().out

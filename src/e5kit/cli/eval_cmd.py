@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when present)")
     p.add_argument("--precision", default=None, help="fp32 (default, exact), bf16, fp16, ...")
     p.add_argument("--batch-tokens", type=int, default=None, metavar="N", help="token budget per batch")
+    p.add_argument("--ignore-identical-ids", action="store_true",
+                   help="retrieval: drop a retrieved document whose id equals the query id (ArguAna-like sets)")
     p.add_argument("--table", default=None, metavar="FILE", help="also write the Markdown table to FILE")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
@@ -39,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         tasks = list(REGISTRY)
     results = evaluate(args.model, tasks, output=args.output, data_dir=args.data_dir, overwrite=args.overwrite,
                        device=args.device, precision=args.precision, batch_tokens=args.batch_tokens,
-                       show_progress=False if args.no_progress else None)
+                       show_progress=False if args.no_progress else None,
+                       ignore_identical_ids=True if args.ignore_identical_ids else None)
     table = results_table(results)
     print(table)
     if args.table:

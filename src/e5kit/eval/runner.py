@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -85,15 +86,20 @@ def write_json(path: Path, obj: dict[str, Any]) -> None:
 def evaluate(model: str, tasks: Sequence[str], *, output: str | os.PathLike[str] = "results",
              data_dir: str | os.PathLike[str] | None = None, overwrite: bool = False, device: str | None = None,
              precision: str | None = None, batch_tokens: int | None = None, show_progress: bool | None = None,
+             ignore_identical_ids: bool | None = None,
              on_result: Callable[[dict[str, Any], bool], None] | None = None) -> list[dict[str, Any]]:
     """Evaluate `model` ("bm25", a checkpoint folder or hub id) on `tasks`; one JSON per task.
 
     A task whose result file exists is read back instead of run, unless `overwrite`. The model is
     loaded only if some task needs running. `on_result(result, reused)` is called after each task.
+    `ignore_identical_ids` (when not None) sets that option on every retrieval task.
     """
     if isinstance(tasks, str) or not tasks:
         raise ValueError("tasks must be a non-empty list of dataset names")
     specs = [get_dataset(t, data_dir) for t in tasks]  # fail on a bad name before any work
+    if ignore_identical_ids is not None:  # a per-run override for every retrieval task
+        specs = [replace(s, options={**s.options, "ignore_identical_ids": ignore_identical_ids})
+                 if s.task_type == "retrieval" else s for s in specs]
     loaded: DenseModel | BM25Model | None = None
     results = []
     for i, spec in enumerate(specs, start=1):
