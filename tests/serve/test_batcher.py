@@ -178,3 +178,35 @@ def test_submit_rejects_empty(bad):
 def test_constructor_rejects_bad_limits(name, value):
     with pytest.raises(ValueError, match=name):
         DynamicBatcher(FakeEncoder(), 4, **{name: value})
+
+
+def test_queue_sheds_beyond_max_wait_at_the_measured_speed():
+    enc = FakeEncoder()
+    enc.gate.clear()
+    b = DynamicBatcher(enc, 4, max_queue_tokens=10_000, max_wait_s=1.0).start()
+    try:
+        b.submit([[1]])
+        time.sleep(0.05)
+        b._tokens_per_s = 100.0  # as measured on a slow machine: 1 s of work = 100 tokens
+        b.submit(seqs([40, 40]))
+        with pytest.raises(QueueFullError, match="about 1.2 s of work waiting") as info:
+            b.submit(seqs([40]))
+        assert info.value.retry_after == pytest.approx(1.0)
+        b._tokens_per_s = 1000.0  # a faster model takes the same request
+        b.submit(seqs([40]))
+    finally:
+        enc.gate.set()
+        b.close()
+
+
+def test_a_lone_request_is_admitted_whatever_its_size():
+    enc = FakeEncoder()
+    b = DynamicBatcher(enc, 4, max_wait_s=0.001)
+    b._tokens_per_s = 1.0
+    assert b.submit(seqs([50, 50])).remaining == 2
+
+
+@pytest.mark.parametrize("value", [0, -1.0, "1"])
+def test_bad_max_wait(value):
+    with pytest.raises(ValueError, match="max_wait_s"):
+        DynamicBatcher(FakeEncoder(), 4, max_wait_s=value)

@@ -29,6 +29,7 @@ def test_help_lists_the_server_flags(capsys):
     (["--max-queue-tokens", "10"], "max_queue_tokens (10) must be >= max_request_tokens"),
     (["--max-batch-tokens", "0"], "max_batch_tokens must be a positive int"),
     (["--port", "70000"], "port must be an int in [0, 65535]"),
+    (["--max-queue-seconds", "-1"], "max_queue_seconds must be a positive number"),
     (["--model", "/no/such/model/folder"], "/no/such/model/folder"),
 ])
 def test_bad_settings_fail_in_one_line(capsys, argv, needle):

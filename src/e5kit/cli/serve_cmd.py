@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-request-tokens", type=int, default=262144)
     p.add_argument("--max-queue-tokens", type=int, default=1048576,
                    help="tokens waiting at most; beyond, requests get 429 with Retry-After")
+    p.add_argument("--max-queue-seconds", type=float, default=10.0,
+                   help="shed requests (429) when more than this many seconds of work wait, at the measured "
+                   "speed; 0 turns this off")
     p.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024)
     p.add_argument("--max-concurrency", type=int, default=1024, help="open connections; beyond, 503")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -42,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, api_key=api_key_from_env(args.api_key),
         max_batch_tokens=args.max_batch_tokens, max_batch_size=args.max_batch_size,
         max_request_inputs=args.max_request_inputs, max_request_tokens=args.max_request_tokens,
-        max_queue_tokens=args.max_queue_tokens, max_body_bytes=args.max_body_bytes,
+        max_queue_tokens=args.max_queue_tokens, max_queue_seconds=args.max_queue_seconds or None,
+        max_body_bytes=args.max_body_bytes,
         max_concurrency=args.max_concurrency, default_input_type=args.default_input_type,
         auto_truncate=args.auto_truncate)
     load_and_serve(args.model or DEFAULT_MODEL, config, device=args.device, precision=args.precision,

@@ -75,7 +75,8 @@ class EmbeddingService:
         self.metrics = ServerMetrics(lambda: self.batcher.queue_inputs, lambda: self.batcher.queue_tokens)
         self.batcher = DynamicBatcher(model.engine.encoder, model.dim, max_batch_tokens=config.max_batch_tokens,
                                       max_batch_size=config.max_batch_size,
-                                      max_queue_tokens=config.max_queue_tokens, observer=self.metrics)
+                                      max_queue_tokens=config.max_queue_tokens,
+                                      max_wait_s=config.max_queue_seconds, observer=self.metrics)
 
     def info(self) -> dict[str, Any]:
         c = self.config
@@ -83,7 +84,8 @@ class EmbeddingService:
                 "max_input_tokens": self.tokens.max_length, "default_input_type": c.default_input_type,
                 "auto_truncate": c.auto_truncate, "max_batch_tokens": c.max_batch_tokens,
                 "max_request_inputs": c.max_request_inputs, "max_request_tokens": c.max_request_tokens,
-                "max_queue_tokens": c.max_queue_tokens, "max_body_bytes": c.max_body_bytes}
+                "max_queue_tokens": c.max_queue_tokens, "max_queue_seconds": c.max_queue_seconds,
+                "max_body_bytes": c.max_body_bytes}
 
     async def embed(self, request: Request, inputs: Sequence[str] | Sequence[Sequence[int]], *, role: str | None,
                     role_param: str, truncate: bool | None, normalize: bool, token_ids: bool = False

@@ -9,8 +9,10 @@ job gets at least one input into every batch it leads and usually into every bat
 alone is cut exactly as `TokenBudgetBatcher` cuts it offline (longest first, greedy fill).
 
 The model runs in the worker thread (torch releases the GIL), the event loop stays free. Memory is
-bounded: `submit` refuses work beyond `max_queue_tokens` (QueueFullError, with a retry delay),
-and a cancelled job's waiting inputs leave the queue at once.
+bounded: `submit` refuses work beyond `max_queue_tokens` (a hard cap on memory) or beyond
+`max_wait_s` seconds of work at the measured model speed (a cap on latency that adapts to the
+hardware), with a QueueFullError that carries a retry delay; a cancelled job's waiting inputs
+leave the queue at once.
 """
 
 from __future__ import annotations
@@ -73,11 +75,15 @@ class DynamicBatcher:
     """Queue + one worker thread that embeds token-id lists with `encoder.embed` in shared batches."""
 
     def __init__(self, encoder: Any, dim: int, *, max_batch_tokens: int = 16384, max_batch_size: int = 256,
-                 max_queue_tokens: int = 1 << 20, observer: BatchObserver | None = None) -> None:
+                 max_queue_tokens: int = 1 << 20, max_wait_s: float | None = None,
+                 observer: BatchObserver | None = None) -> None:
         for name, value in (("max_batch_tokens", max_batch_tokens), ("max_batch_size", max_batch_size),
                             ("max_queue_tokens", max_queue_tokens)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if max_wait_s is not None and (not isinstance(max_wait_s, (int, float)) or not max_wait_s > 0):
+            raise ValueError(f"max_wait_s must be a positive number or None, got {max_wait_s!r}")
+        self.max_wait_s = max_wait_s
         self.encoder = encoder
         self.dim = dim
         self.max_batch_tokens = max_batch_tokens
@@ -142,7 +148,12 @@ class DynamicBatcher:
             if self._queue_tokens + job.tokens > self.max_queue_tokens:
                 raise QueueFullError(
                     f"queue full: {self._queue_tokens} tokens waiting, request has {job.tokens}, "
-                    f"limit {self.max_queue_tokens}", self.retry_after(job.tokens))
+                    f"limit {self.max_queue_tokens}", self.retry_after())
+            wait = (self._queue_tokens + job.tokens) / self._tokens_per_s if self._tokens_per_s else 0.0
+            if self.max_wait_s and self._queue_tokens and wait > self.max_wait_s:
+                raise QueueFullError(
+                    f"queue full: about {wait:.1f} s of work waiting with this request, limit "
+                    f"{self.max_wait_s:g} s", self.retry_after())
             self._jobs.append(job)
             self._queue_tokens += job.tokens
             self._queue_inputs += len(job.pending)
@@ -156,10 +167,10 @@ class DynamicBatcher:
             self._drop(job)
         return dropped
 
-    def retry_after(self, extra_tokens: int = 0) -> float:
-        """Seconds until the queue has drained enough for `extra_tokens` more, at the recent rate."""
-        rate = self._tokens_per_s or 2000.0
-        return float(min(60.0, max(1.0, (self._queue_tokens + extra_tokens - self.max_queue_tokens / 2) / rate)))
+    def retry_after(self) -> float:
+        """Seconds until what waits now has run at the recent speed, within [1, 60]."""
+        rate = self._tokens_per_s or 1000.0
+        return float(min(60.0, max(1.0, self._queue_tokens / rate)))
 
     def _drop(self, job: Job, error: BaseException | None = None) -> None:  # lock held
         job.cancelled = True

@@ -16,7 +16,8 @@ class ServeConfig:
 
     Limits bound memory whatever the clients send: a request may carry at most `max_request_inputs`
     texts and `max_request_tokens` tokens (after truncation), its body at most `max_body_bytes`;
-    the queue holds at most `max_queue_tokens` tokens, beyond which requests are shed with 429.
+    the queue holds at most `max_queue_tokens` tokens and at most `max_queue_seconds` of work at the
+    model's measured speed, beyond which requests are shed with 429 and Retry-After.
     """
 
     host: str = "127.0.0.1"
@@ -27,6 +28,7 @@ class ServeConfig:
     max_request_inputs: int = 2048
     max_request_tokens: int = 262144
     max_queue_tokens: int = 1048576
+    max_queue_seconds: float | None = 10.0  # shed when more than this much work (at measured speed) waits
     max_body_bytes: int = 16 * 1024 * 1024
     max_concurrency: int = 1024  # open connections; uvicorn answers 503 beyond
     default_input_type: str = "query"  # E5: "query: " on symmetric tasks and features (docs/serve.md)
@@ -41,6 +43,9 @@ class ServeConfig:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ValueError(f"port must be an int in [0, 65535], got {self.port!r}")
+        if self.max_queue_seconds is not None and not (isinstance(self.max_queue_seconds, (int, float))
+                                                       and self.max_queue_seconds > 0):
+            raise ValueError(f"max_queue_seconds must be a positive number or None, got {self.max_queue_seconds!r}")
         if self.default_input_type not in INPUT_TYPES:
             raise ValueError(f"default_input_type must be one of {list(INPUT_TYPES)}, got {self.default_input_type!r}")
         if self.max_queue_tokens < self.max_request_tokens:
