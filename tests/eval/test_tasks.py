@@ -18,7 +18,7 @@ def dense(word_model):
     return DenseModel(word_model, show_progress=False)
 
 
-def test_prefix_policy_per_task_type(word_model, minilm_path):
+def test_prefix_policy_per_task_type(word_model, tiny_bert):
     from e5kit import E5
 
     e5 = DenseModel(word_model)
@@ -27,7 +27,7 @@ def test_prefix_policy_per_task_type(word_model, minilm_path):
     for task_type in ("sts", "pair_classification", "classification", "clustering"):
         inputs = e5.policy(task_type)["inputs"]
         assert all(v == {"role": "query", "prefix": "query: "} for v in inputs.values())
-    plain = DenseModel(E5(minilm_path))
+    plain = DenseModel(E5(tiny_bert))  # a model without prompts
     assert all(v["prefix"] == "" for v in plain.policy("retrieval")["inputs"].values())
     assert plain.policy("sts")["source"] == "none"
     stored = {"query": "q: ", "document": "d: "}  # sentence-transformers' name for the passage prompt
