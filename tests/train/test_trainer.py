@@ -163,13 +163,35 @@ def test_frozen_position_embeddings_do_not_move(reference, tiny_model):
     start, end = _weights(tiny_model), _weights(final)
     key = "embeddings.position_embeddings.weight"
     assert _max_diff({key: start[key]}, {key: end[key]}) == 0.0
-    assert _max_diff({"w": start["embeddings.word_embeddings.weight"]}, {"w": end["embeddings.word_embeddings.weight"]}) > 0
+    word = "embeddings.word_embeddings.weight"
+    assert _max_diff({word: start[word]}, {word: end[word]}) > 0
 
 
 def test_run_fails_on_too_many_malformed_pairs(tiny_model, tmp_path):
     pairs = write_pairs(tmp_path / "p.jsonl", 20, bad_lines=10)
     with pytest.raises(InputFormatError, match="malformed"):
         train(tiny_config(tiny_model, pairs, tmp_path / "run", steps=2, max_bad_fraction=0.05))
+
+
+def test_eval_hook_runs_e5kit_evaluator(reference, tmp_path):
+    """The hook scores a checkpoint with e5kit.eval on a user STS file (not the shared evaluation data)."""
+    import gzip
+    import json
+
+    from e5kit.train.evalhook import hook_for_tasks
+
+    cfg, final, _ = reference
+    rows = [{"sentence1": "protein cells", "sentence2": "protein cell", "score": 4.5},
+            {"sentence1": "water fire", "sentence2": "dark light", "score": 0.5},
+            {"sentence1": "big food", "sentence2": "small food", "score": 2.5}]
+    path = tmp_path / "mini.jsonl.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in rows))
+    scores = hook_for_tasks([f"sts:{path}"])(final)
+    assert list(scores) and all(-1.0 <= v <= 1.0 for v in scores.values())
+    assert hook_for_tasks([]) is None
+    with pytest.raises(ValueError, match="unknown dataset"):
+        hook_for_tasks(["no-such-task"])
 
 
 def test_cli_print_config_and_plot(reference, tmp_path, capsys):

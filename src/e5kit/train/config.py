@@ -64,6 +64,7 @@ class TrainConfig:
     batch_size: int = 32  # global contrastive batch (pairs), summed over all ranks
     chunk_size: int = 0  # GradCache chunk (pairs per forward); 0 = whole local batch at once
     steps: int = 100
+    max_minutes: float = 0.0  # > 0: stop (with a checkpoint) after this much wall time, even before `steps`
     lr: float = 1e-4
     warmup_steps: int = 10
     weight_decay: float = 0.01
@@ -88,7 +89,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        nonneg = ("chunk_size", "warmup_steps", "hard_negatives", "eval_every", "weight_decay", "max_grad_norm")
+        nonneg = ("chunk_size", "warmup_steps", "hard_negatives", "eval_every", "weight_decay", "max_grad_norm",
+                  "max_minutes")
         for name in nonneg:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")

@@ -182,6 +182,15 @@ class Trainer:
             torch.distributed.barrier()
         return folder
 
+    def _out_of_time(self, t_start: float) -> bool:
+        """True on every rank at once when max_minutes is spent (rank 0's clock decides)."""
+        if not self.cfg.max_minutes:
+            return False
+        flag = torch.tensor([float(time.monotonic() - t_start > self.cfg.max_minutes * 60)], device=self.device)
+        if self.info.enabled:
+            torch.distributed.broadcast(flag, src=0)
+        return bool(flag.item())
+
     # -- the loop -------------------------------------------------------------------------------------
     def run(self) -> Path:
         """Train to `cfg.steps`; returns the final checkpoint folder."""
@@ -195,6 +204,7 @@ class Trainer:
         metrics = MetricsLog(self.run_dir, resume_step=start if self.resume else None) if main else None
         bar = tqdm(total=cfg.steps, initial=start, disable=not (cfg.progress and main), desc="train", unit="step")
         last = latest(self.ckpt_root) if start else None
+        t_start = time.monotonic()
         try:
             for step in range(start, cfg.steps):
                 values = self.step(step)
@@ -205,12 +215,16 @@ class Trainer:
                                 lr=f"{values['lr']:.2e}", pairs_s=f"{values['pairs_per_s']:.1f}")
                 bar.update(1)
                 want_eval = bool(self.eval_hook and cfg.eval_every and done % cfg.eval_every == 0)
-                if done % cfg.save_every == 0 or done == cfg.steps or want_eval:
+                out_of_time = self._out_of_time(t_start)
+                if done % cfg.save_every == 0 or done == cfg.steps or want_eval or out_of_time:
                     last = self.save(done)
                 if want_eval and main and last is not None:
                     scores = self.eval_hook(last)
                     metrics.write(done, {f"eval/{k}": float(v) for k, v in scores.items()})
                     log.info("step %d eval: %s", done, scores)
+                if out_of_time:
+                    log.warning("max_minutes=%s reached: stopped after step %d of %d", cfg.max_minutes, done, cfg.steps)
+                    break
         finally:
             bar.close()
             if metrics is not None:
