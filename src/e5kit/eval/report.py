@@ -70,9 +70,10 @@ def bar_chart(all_results: dict[str, dict[str, dict[str, Any]]], models: Sequenc
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(tasks) + 2), 4.5))
     x = np.arange(len(tasks))
     for i, model in enumerate(models):
-        vals = [100 * all_results[model][t]["main_score_value"] if t in all_results[model] else 0 for t in tasks]
+        # a task the model lacks gets no bar and no label (not a misleading 0)
+        vals = [100 * all_results[model][t]["main_score_value"] if t in all_results[model] else np.nan for t in tasks]
         bars = ax.bar(x + (i - (len(models) - 1) / 2) * width, vals, width, label=model)
-        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
+        ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.1f}" for v in vals], fontsize=7, padding=1)
     ax.set_xticks(x)
     ax.set_xticklabels([f"{t}\n({next(all_results[m][t]['main_score'] for m in models if t in all_results[m])})"
                         for t in tasks], fontsize=7, rotation=30, ha="right")
