@@ -95,7 +95,7 @@ class DynamicBatcher:
         self._queue_tokens = 0
         self._queue_inputs = 0
         self._closing = False
-        self._tokens_per_s = 0.0  # moving average, for Retry-After
+        self._tokens_per_s = 0.0  # served tokens per second while busy (moving average): admission, Retry-After
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -217,6 +217,7 @@ class DynamicBatcher:
     def _run(self) -> None:
         from e5kit.model.pooling import l2_normalize
 
+        busy_since: float | None = None  # end of the previous batch, if work was waiting then
         while True:
             with self._cond:
                 while not self._jobs and not self._closing:
@@ -226,6 +227,7 @@ class DynamicBatcher:
                 batch = self._take_batch()
             ids = [job.ids[i] for job, i in batch]
             start = time.perf_counter()
+            period_start = busy_since if busy_since is not None else start
             try:
                 raw = self.encoder.embed(ids, normalize=False)  # (B, dim) float32
                 unit = l2_normalize(raw).numpy()
@@ -237,8 +239,11 @@ class DynamicBatcher:
             seconds = time.perf_counter() - start
             tokens = sum(len(x) for x in ids)
             self._finish(batch, raw, unit)
-            rate = tokens / seconds if seconds > 0 else 0.0
+            # speed as the queue sees it: model time plus the gaps between back-to-back batches
+            end = time.perf_counter()
+            rate = tokens / (end - period_start) if end > period_start else 0.0
             self._tokens_per_s = rate if not self._tokens_per_s else 0.8 * self._tokens_per_s + 0.2 * rate
+            busy_since = end if self._jobs else None
             if self.observer is not None:
                 self.observer.observe_batch(inputs=len(batch), tokens=tokens,
                                             padded_tokens=len(ids) * max(len(x) for x in ids), seconds=seconds)
