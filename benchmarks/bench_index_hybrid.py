@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_index_hybrid.py [--model PATH] [--work DIR]
 
 Default model: all-MiniLM-L6-v2 (the offline real weights; no prompts). The dense index is built
-with `build_index` (resumes if the work folder already holds it), BM25 with `build_bm25`; every
+with `build_index` (if the work folder already holds it, e.g. encoded on a GPU machine with the same
+weights, build_index only checks it against the corpus and encodes nothing), BM25 with `build_bm25`; every
 method ranks the top 100 per query. Fusion settings are the conventional ones (RRF k=60, alpha=0.5,
 min-max normalization) and were NOT tuned on SciFact (evaluation data only).
 """
@@ -42,7 +43,7 @@ def main() -> int:
     model = E5(args.model)
     folder = Path(args.work) / "index"
     t0 = time.perf_counter()
-    report = build_index(args.data, folder, model=model, shard_size=4096, show_progress=False)
+    report = build_index(args.data, folder, model=model, shard_size=8192, show_progress=False)
     print(f"index: {report.docs} docs, encoded {report.encoded_docs} in {time.perf_counter() - t0:.1f}s",
           file=sys.stderr)
     dense = DenseIndex.open(folder)
@@ -57,7 +58,8 @@ def main() -> int:
         run = {q: {h.id: float(h.score) for h in hs} for q, hs in zip(data.query_ids, hits, strict=True)}
         scores = retrieval_scores(data.qrels, run, (10, 100))
         rows.append((method, scores["ndcg_at_10"], scores["mrr_at_10"], scores["recall_at_100"], secs))
-    print(f"SciFact test ({len(data.query_ids)} queries, {len(dense)} docs), model {Path(args.model).name}, "
+    name = Path(args.model).parent.name if Path(args.model).name == "model" else Path(args.model).name
+    print(f"SciFact test ({len(data.query_ids)} queries, {len(dense)} docs), model {name}, "
           f"index {IndexLayout(folder).folder}")
     print("| method | nDCG@10 | MRR@10 | Recall@100 | search s (all queries) |")
     print("|---|---|---|---|---|")
