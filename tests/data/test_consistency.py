@@ -131,3 +131,19 @@ def test_pool_passages_are_not_embedded_twice():
     enc.encode_passages = lambda texts: (seen.extend(texts), TopicEncoder._embed(enc, texts))[1]
     assert f.keep_mask(pairs).tolist() == [True] * 40 + [False] * 10
     assert seen == [p.passage for p in pairs[25:]]  # only passages outside the pool were embedded
+
+
+def test_same_answer_without_faiss(monkeypatch):
+    import builtins
+
+    pairs = constructed_pairs()
+    real_import = builtins.__import__
+
+    def no_faiss(name, *args, **kwargs):
+        if name == "faiss":
+            raise ImportError("no faiss")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_faiss)
+    f = ConsistencyFilter(TopicEncoder(), [p.passage for p in pairs], top_k=2, progress=False)
+    assert f.keep_mask(pairs).tolist() == [True] * 40 + [False] * 10

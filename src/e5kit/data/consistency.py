@@ -71,7 +71,6 @@ class ConsistencyFilter:
 
     def __init__(self, encoder: PairEncoder, pool_texts: Sequence[str], *, top_k: int = 2,
                  pool_embeddings: np.ndarray | None = None, chunk_size: int = 8192, progress: bool | None = None):
-        import faiss
         from tqdm.auto import tqdm
 
         if not isinstance(top_k, int) or top_k < 1:
@@ -88,8 +87,7 @@ class ConsistencyFilter:
         self.pool_keys = np.array([text_key(t) for t in pool_texts], dtype=np.uint64)
         self._key_order = np.argsort(self.pool_keys, kind="stable")
         self._sorted_keys = self.pool_keys[self._key_order]
-        self.index = faiss.IndexFlatIP(self.pool_embeddings.shape[1])
-        self.index.add(self.pool_embeddings)
+        self.index = _pool_index(self.pool_embeddings)
 
     def ranks(self, pairs: Sequence[Pair]) -> np.ndarray:
         """For each pair, how many pool passages (other than its own text) score above its own passage,
@@ -100,8 +98,8 @@ class ConsistencyFilter:
         own_keys = np.array([text_key(x.passage) for x in pairs], dtype=np.uint64)
         p = self._passage_embeddings(pairs, own_keys)
         own = np.einsum("ij,ij->i", q, p)
-        k = min(self.top_k + 1, self.index.ntotal)
-        scores, idx = self.index.search(np.ascontiguousarray(q), k)
+        k = min(self.top_k + 1, len(self.pool_embeddings))
+        scores, idx = self.index(np.ascontiguousarray(q), k)
         own_keys = own_keys[:, None]
         valid = idx >= 0
         same = valid & (self.pool_keys[np.where(valid, idx, 0)] == own_keys)
@@ -122,6 +120,21 @@ class ConsistencyFilter:
 
     def keep_mask(self, pairs: Sequence[Pair]) -> np.ndarray:
         return self.ranks(pairs) < self.top_k
+
+
+def _pool_index(pool: np.ndarray) -> Any:
+    """search(queries, k) -> (scores, indices) over the pool: FAISS exact inner product, or e5kit's blocked exact
+    top-k where faiss is not installed (same results, slower on large pools)."""
+    try:
+        import faiss
+    except ImportError:
+        from e5kit.index.exact import topk
+
+        log.warning("faiss not installed: ranking against the pool with e5kit's exact top-k")
+        return lambda queries, k: topk(queries, pool, k)
+    index = faiss.IndexFlatIP(pool.shape[1])
+    index.add(pool)
+    return index.search
 
 
 def _load_encoder(model: str | PairEncoder, device: str | None, precision: str | None,
