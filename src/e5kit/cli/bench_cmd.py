@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32,
                    help="sentence-transformers batch size; e5kit gets batch-size x max length tokens")
     p.add_argument("--quality", action="store_true", help="also SciFact nDCG@10 / STSB Spearman per mode")
+    p.add_argument("--quality-docs", type=int, default=None,
+                   help="SciFact sub-corpus size for --quality: all judged docs + a seeded sample (default: all)")
     p.add_argument("--out", default=None, help="write bench.json and bench.md here")
     p.set_defaults(run=run)
 
@@ -46,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         sizes=SIZES if args.size == "both" else (args.size,), data_dir=data, n_texts=args.texts, reps=args.reps,
         modes=args.modes.split(",") if args.modes else None, device=args.device,
         model=Path(args.model) if args.model else None, st_batch=args.batch_size, quality=args.quality,
+        quality_docs=args.quality_docs,
     )
     if args.out:
         out = Path(args.out)

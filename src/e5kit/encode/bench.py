@@ -212,8 +212,12 @@ def scifact_passages(data_dir: Path, n: int | None = None, seed: int = 0) -> lis
 
 
 def scifact_ndcg10(encode: Callable[[list[str]], np.ndarray], data_dir: Path,
-                   query_prefix: str = "", passage_prefix: str = "") -> float:
-    """SciFact test nDCG@10 (pytrec_eval, cosine, top 1000), the BEIR protocol."""
+                   query_prefix: str = "", passage_prefix: str = "", *, max_docs: int | None = None) -> float:
+    """SciFact test nDCG@10 (pytrec_eval, cosine, top 1000), the BEIR protocol.
+
+    `max_docs` keeps every judged document plus a seeded random sample of the rest (a sub-corpus:
+    scores are higher than on the full corpus, but fp32-vs-mode deltas stay a paired comparison).
+    """
     import pytrec_eval
 
     from e5kit.index.exact import topk
@@ -226,6 +230,11 @@ def scifact_ndcg10(encode: Callable[[list[str]], np.ndarray], data_dir: Path,
         qid, did, score = line.split("\t")
         qrels.setdefault(qid, {})[did] = int(score)
     qids = [q for q in queries if q in qrels]
+    if max_docs is not None and max_docs < len(docs):
+        judged = {d for rel in qrels.values() for d in rel}
+        rest = [i for i, x in enumerate(docs) if x["_id"] not in judged]
+        keep = set(np.random.default_rng(0).choice(rest, size=max(0, max_docs - len(judged)), replace=False).tolist())
+        docs = [x for i, x in enumerate(docs) if x["_id"] in judged or i in keep]
     d = encode([f"{passage_prefix}{x.get('title', '')} {x.get('text', '')}".strip() for x in docs])
     q = encode([f"{query_prefix}{queries[i]}" for i in qids])
     scores, idx = topk(q, d, min(1000, len(docs)))
@@ -246,7 +255,7 @@ def stsb_spearman(encode: Callable[[list[str]], np.ndarray], data_dir: Path, pre
 
 
 def quality_table(path: str | Path, modes: Sequence[str], data_dir: Path, device: torch.device, *,
-                  log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
+                  max_docs: int | None = None, log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
     """SciFact nDCG@10, STSB Spearman and min cosine to fp32 (over SciFact docs) for each mode."""
     from e5kit import E5
 
@@ -263,7 +272,7 @@ def quality_table(path: str | Path, modes: Sequence[str], data_dir: Path, device
             return v
 
         start = time.perf_counter()
-        ndcg = scifact_ndcg10(encode, data_dir, qp, pp)
+        ndcg = scifact_ndcg10(encode, data_dir, qp, pp, max_docs=max_docs)
         spear = stsb_spearman(lambda t, m=m: m.encode(t, show_progress=False), data_dir, qp)
         docs = kept["first"]
         ref_docs = docs if ref_docs is None else ref_docs
@@ -381,7 +390,8 @@ def default_minilm() -> Path:
 def run_encode_bench(*, sizes: Sequence[str] = SIZES, data_dir: Path | None = None, n_texts: int | None = None,
                      reps: int = 2, modes: Sequence[str] | None = None, device: str | None = None,
                      model: Path | None = None, st_batch: int = 32, work_dir: Path | None = None,
-                     quality: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+                     quality: bool = False, quality_docs: int | None = None,
+                     log: Callable[[str], None] = print) -> dict[str, Any]:
     """Both model sizes (or those asked for): speed rows, peaks, and optionally the quality table."""
     import tempfile
 
@@ -429,7 +439,8 @@ def run_encode_bench(*, sizes: Sequence[str] = SIZES, data_dir: Path | None = No
             if data_dir is None:
                 raise ValueError("quality needs --data (SciFact and STS Benchmark)")
             q = quality_table(path, [m for m in dict.fromkeys(p.partition("-")[0] for p in modes)],
-                              data_dir, dev, log=log)
+                              data_dir, dev, max_docs=quality_docs, log=log)
+            entry["quality_docs"] = quality_docs or "all"
             entry["quality"] = q
             entry["quality_table"] = quality_markdown(q)
             log(entry["quality_table"])
