@@ -231,7 +231,7 @@ def search(args: argparse.Namespace) -> None:
     plans = [("flat", {}), ("ivfpq", {"nlist": args.nlist, "train_size": args.train_size}),
              ("hnsw", {"M": 16, "ef_construction": 64})]
     for kind, params in plans:
-        if kind == "hnsw" and args.hnsw_n < args.n:
+        if kind not in args.kinds.split(",") or (kind == "hnsw" and args.hnsw_n < args.n):
             continue
         ann = build_ann(dense, kind, **params)
         variants = {"flat": [{}], "ivfpq": [{"nprobe": 16, "refine": 10}, {"nprobe": 32, "refine": 10}],
@@ -266,6 +266,7 @@ def main() -> int:
     s.add_argument("--nlist", type=int, default=1024)
     s.add_argument("--train-size", type=int, default=50_000)
     s.add_argument("--hnsw-n", type=int, default=1_000_000, help="skip HNSW when --n is larger than this")
+    s.add_argument("--kinds", default="flat,ivfpq,hnsw", help="FAISS kinds to measure (comma-separated)")
     s.add_argument("--work", default="/tmp/e5kit-bench-search")
     args = ap.parse_args()
     {"throughput": throughput, "rss": rss, "search": search}[args.what](args)
