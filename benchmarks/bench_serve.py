@@ -133,6 +133,31 @@ async def open_loop(url: str, texts: list[str], rate: float, per_request: int, s
             "rss_first": rss[0], "rss_max": max(rss), "rss_last": rss[-1], "rss_median": statistics.median(rss)}
 
 
+def scrape(url: str) -> dict[str, float]:
+    """The server's /metrics as {"name{labels}": value}."""
+    out = {}
+    for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def server_wait(before: dict[str, float], after: dict[str, float]) -> str:
+    """Server-side queue wait of admitted requests in a phase: mean, and p50/p99 as histogram bucket bounds."""
+    delta = {k: after[k] - before.get(k, 0.0) for k in after if k.startswith("e5kit_queue_wait_seconds")}
+    count = delta.get("e5kit_queue_wait_seconds_count", 0.0)
+    if not count:
+        return "server queue wait: no requests"
+    buckets = sorted((float(k.split('le="')[1].rstrip('"}')), v) for k, v in delta.items() if 'le="' in k)
+
+    def bound(q: float) -> str:
+        le = next(le for le, v in buckets if v >= q * count)
+        return f"<= {le:g} s"
+    mean = delta["e5kit_queue_wait_seconds_sum"] / count
+    return f"server queue wait: mean {mean:.2f} s, p50 {bound(0.5)}, p99 {bound(0.99)}"
+
+
 def start_server(model_path: str, port: int, max_queue_seconds: float) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "e5kit", "-q", "serve", "--model", model_path, "--port", str(port),
            "--auto-truncate", "--max-queue-seconds", str(max_queue_seconds), "--log-level", "warning"]
@@ -179,18 +204,21 @@ def main() -> None:
         asyncio.run(closed_loop(url, texts, 8, args.per_request, 3))  # warm-up
         rows = []
         for clients in (1, 8, 64):
+            before = scrape(url)
             row = asyncio.run(closed_loop(url, texts, clients, args.per_request, args.seconds))
             rows.append(row)
             print(f"{clients:>3} clients: {row['req_per_s']:7.1f} req/s {row['tokens_per_s']:9,.0f} tokens/s "
-                  f"p50 {row['p50'] * 1000:7.1f} ms p99 {row['p99'] * 1000:7.1f} ms codes {row['codes']}")
+                  f"p50 {row['p50'] * 1000:7.1f} ms p99 {row['p99'] * 1000:7.1f} ms codes {row['codes']}; "
+                  f"{server_wait(before, scrape(url))}")
         saturation = max(r["req_per_s"] for r in rows)
+        before = scrape(url)
         over = asyncio.run(open_loop(url, texts, 10 * saturation, args.per_request, args.overload_seconds,
                                      proc.pid, max_in_flight=900))
         print(f"10x overload: offered {over['offered_req_per_s']:.1f} req/s ({over['sent']} requests), served "
               f"{over['ok']} ({over['tokens_per_s']:,.0f} tokens/s), codes {over['codes']}, p50 "
               f"{over['p50'] * 1000:.0f} ms p99 {over['p99'] * 1000:.0f} ms; server RSS MiB first "
               f"{over['rss_first']:.0f} median {over['rss_median']:.0f} max {over['rss_max']:.0f} "
-              f"last {over['rss_last']:.0f}")
+              f"last {over['rss_last']:.0f}; {server_wait(before, scrape(url))}")
         metrics = httpx.get(url + "/metrics").text
         shed = [line for line in metrics.splitlines() if line.startswith("e5kit_rejected_requests_total")]
         print("server metrics:", "; ".join(shed) or "no requests shed")
