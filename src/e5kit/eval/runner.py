@@ -43,8 +43,8 @@ def result_path(output: str | os.PathLike[str], model_name: str, task: str) -> P
     return Path(output) / model_slug(model_name) / f"{task}.json"
 
 
-def run_task(model: DenseModel | BM25Model, spec: DatasetSpec) -> dict[str, Any]:
-    """Evaluate one dataset; the returned dict is the JSON result."""
+def run_task(model: DenseModel | BM25Model, spec: DatasetSpec, *, slug: str | None = None) -> dict[str, Any]:
+    """Evaluate one dataset; the returned dict is the JSON result (`slug` names the model in reports)."""
     from e5kit.encode.engine import EncodeStats
 
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -61,7 +61,7 @@ def run_task(model: DenseModel | BM25Model, spec: DatasetSpec) -> dict[str, Any]
         "task": spec.name, "task_type": spec.task_type,
         "dataset": {"name": spec.name, "path": spec.path, "train_path": spec.train_path, "split": spec.split,
                     "mteb_name": spec.mteb_name, "note": spec.note},
-        "model": meta, "model_slug": model_slug(model.name if model.kind == "dense" else "bm25"),
+        "model": meta, "model_slug": slug or model_slug(model.name),
         "precision": meta.get("precision"), "prefix_policy": model.policy(spec.task_type),
         "options": spec.options,
         "main_score": output.main_score, "main_score_value": output.main_value, "scores": output.scores,
@@ -113,7 +113,7 @@ def evaluate(model: str, tasks: Sequence[str], *, output: str | os.PathLike[str]
                 loaded = load_eval_model(model, device=device, precision=precision, batch_tokens=batch_tokens,
                                          show_progress=show_progress)
             log.info("[%d/%d] %s (%s) ...", i, len(specs), spec.name, spec.task_type)
-            result = run_task(loaded, spec)
+            result = run_task(loaded, spec, slug=model_slug(model))
             write_json(path, result)
             log.info("[%d/%d] %s: %s = %.4f in %.1fs -> %s", i, len(specs), spec.name, result["main_score"],
                      result["main_score_value"], result["wall_seconds"], path)

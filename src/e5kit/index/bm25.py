@@ -43,8 +43,9 @@ def _make_tokenizer(stemmer: str | None, stopwords: str | None):  # -> bm25s.tok
             allowed = sorted(Stemmer.algorithms())
             raise ValueError(f"unknown stemmer {stemmer!r}; choose one of {allowed} or None")
         stem = Stemmer.Stemmer(stemmer)
-    return bm25s.tokenization.Tokenizer(lower=True, splitter=TOKEN_PATTERN, stopwords=stopwords or [],
-                                        stemmer=stem)
+    return bm25s.tokenization.Tokenizer(
+        lower=True, splitter=TOKEN_PATTERN, stopwords=stopwords or [], stemmer=stem
+    )
 
 
 class BM25Index:
@@ -68,9 +69,17 @@ class BM25Index:
         return f"BM25Index(docs={len(self.ids)}, k1={self.params['k1']}, b={self.params['b']})"
 
     @classmethod
-    def build(cls, ids: Sequence[str], texts: Sequence[str], *, k1: float = 0.9, b: float = 0.4,
-              stemmer: str | None = DEFAULT_STEMMER, stopwords: str | None = "en",
-              show_progress: bool | None = None) -> BM25Index:
+    def build(
+        cls,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        *,
+        k1: float = 0.9,
+        b: float = 0.4,
+        stemmer: str | None = DEFAULT_STEMMER,
+        stopwords: str | None = "en",
+        show_progress: bool | None = None,
+    ) -> BM25Index:
         """Index `texts` (one per id). Ids must be unique strings; an empty corpus is an error."""
         import bm25s
 
@@ -80,7 +89,9 @@ class BM25Index:
         if not ids:
             raise ValueError("cannot build a BM25 index over an empty corpus")
         if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
+            from collections import Counter
+
+            dup = next(i for i, n in Counter(ids).items() if n > 1)
             raise ValueError(f"document ids must be unique; {dup!r} occurs more than once")
         for name, val in (("k1", k1), ("b", b)):
             if isinstance(val, bool) or not isinstance(val, (int, float)) or not np.isfinite(val) or val < 0:
@@ -92,12 +103,18 @@ class BM25Index:
         tokens = tokenizer.tokenize(texts, update_vocab=True, show_progress=progress, return_as="tuple")
         retriever = bm25s.BM25(k1=float(k1), b=float(b), method="lucene")
         retriever.index(tokens, show_progress=progress)
-        params = {"k1": float(k1), "b": float(b), "stemmer": stemmer, "stopwords": stopwords,
-                  "method": "lucene"}
+        params = {
+            "k1": float(k1),
+            "b": float(b),
+            "stemmer": stemmer,
+            "stopwords": stopwords,
+            "method": "lucene",
+        }
         return cls(retriever, tokenizer, ids, params)
 
-    def search(self, queries: Sequence[str], k: int, *, show_progress: bool | None = None
-               ) -> tuple[np.ndarray, list[list[str]]]:
+    def search(
+        self, queries: Sequence[str], k: int, *, show_progress: bool | None = None
+    ) -> tuple[np.ndarray, list[list[str]]]:
         """Top-k (scores (q, k') float32 best first, ids) per query, k' = min(k, len(index)).
 
         Ties are broken by document position (earlier first). A query with no indexed term scores
@@ -117,8 +134,11 @@ class BM25Index:
         out_ids: list[list[str]] = []
         bar = tqdm(q_ids, desc="bm25 search", unit="q", disable=show_progress is False, leave=False)
         for qi, toks in enumerate(bar):
-            s = np.asarray(self._retriever.get_scores_from_ids(list(toks)), dtype=np.float32) if toks else \
-                np.zeros(len(self.ids), dtype=np.float32)
+            s = (
+                np.asarray(self._retriever.get_scores_from_ids(list(toks)), dtype=np.float32)
+                if toks
+                else np.zeros(len(self.ids), dtype=np.float32)
+            )
             order = _top(s, kk)
             scores[qi] = s[order]
             out_ids.append([self.ids[j] for j in order])
@@ -146,8 +166,10 @@ class BM25Index:
             raise FileNotFoundError(f"{folder} holds no e5kit BM25 index (missing {META_FILE})")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("format") != "e5kit-bm25" or meta.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{meta_path}: unsupported BM25 index format {meta.get('format')!r} "
-                             f"version {meta.get('version')!r} (expected e5kit-bm25 v{FORMAT_VERSION})")
+            raise ValueError(
+                f"{meta_path}: unsupported BM25 index format {meta.get('format')!r} "
+                f"version {meta.get('version')!r} (expected e5kit-bm25 v{FORMAT_VERSION})"
+            )
         retriever = bm25s.BM25.load(str(folder), show_progress=False)
         tokenizer = _make_tokenizer(meta["stemmer"], meta["stopwords"])
         tokenizer.load_vocab(str(folder))
