@@ -234,8 +234,10 @@ def search(args: argparse.Namespace) -> None:
         if kind not in args.kinds.split(",") or (kind == "hnsw" and args.hnsw_n < args.n):
             continue
         ann = build_ann(dense, kind, **params)
-        variants = {"flat": [{}], "ivfpq": [{"nprobe": 16, "refine": 10}, {"nprobe": 32, "refine": 10}],
-                    "hnsw": [{"ef_search": 64}, {"ef_search": 128}]}[kind]
+        variants = {"flat": [{}],
+                    "ivfpq": [{"nprobe": 32, "refine": 10}, {"nprobe": 32, "refine": 50},
+                              {"nprobe": 64, "refine": 100}],
+                    "hnsw": [{"ef_search": 64}, {"ef_search": 128}, {"ef_search": 256}]}[kind]
         for v in variants:
             got, one = timed_queries(lambda b, v=v, ann=ann: ann.search(b, 10, **v)[1], q[:20], 1)
             got, many = timed_queries(lambda b, v=v, ann=ann: ann.search(b, 10, **v)[1], q, len(q))
