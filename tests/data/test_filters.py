@@ -128,6 +128,7 @@ def test_filter_rules_report_counts_every_reason(tmp_path):
     saved = json.loads((tmp_path / "clean" / "report-rules.json").read_text())
     assert saved["kept"] == 1 and saved["decontamination"]["eval_texts"] == 4
     assert rep["examples"]["not_english"][0]["query"] == "Bauernhof"
+    assert "eval_query_match" not in rep["examples"]
 
 
 def test_filter_rules_steps_can_be_switched_off(tmp_path):

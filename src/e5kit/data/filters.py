@@ -274,7 +274,8 @@ def filter_rules(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                     if reason:
                         report.steps[step.name][reason] += 1  # type: ignore[attr-defined]
                         report.by_source[pair.source][reason] += 1
-                        if len(report.examples[reason]) < cfg.examples_per_reason:
+                        # no examples of evaluation text: the report must not carry it around
+                        if not reason.startswith("eval_") and len(report.examples[reason]) < cfg.examples_per_reason:
                             report.examples[reason].append({"query": pair.query[:200],
                                                             "passage": pair.passage[:300], "source": pair.source})
                         break
