@@ -167,6 +167,12 @@ def test_frozen_position_embeddings_do_not_move(reference, tiny_model):
     assert _max_diff({word: start[word]}, {word: end[word]}) > 0
 
 
+def test_max_minutes_stops_with_a_checkpoint(tiny_model, tmp_path):
+    pairs = write_pairs(tmp_path / "p.jsonl", 40)
+    final = train(tiny_config(tiny_model, pairs, tmp_path / "run", steps=50, save_every=50, max_minutes=1e-6))
+    assert final.name == "step-0000001"
+
+
 def test_run_fails_on_too_many_malformed_pairs(tiny_model, tmp_path):
     pairs = write_pairs(tmp_path / "p.jsonl", 20, bad_lines=10)
     with pytest.raises(InputFormatError, match="malformed"):
