@@ -64,6 +64,8 @@ class PackedBatch:
         self.slot = (seq_id * self.width + positions).to(device)  # (N,) row in the (B*T) padded layout
         mask = torch.arange(self.width)[None, :] < self.lengths[:, None]  # (B, T)
         self.key_mask = mask[:, None, None, :].to(device)  # (B, 1, 1, T) True = attend
+        padded = self.batch * self.width != self.tokens
+        self.pad_slot = (~mask).flatten().nonzero().squeeze(1).to(device) if padded else None  # (B*T - N,)
         self.lengths = self.lengths.to(device)
 
 
@@ -132,11 +134,14 @@ class _PackedLayer(torch.nn.Module):
                 out = F.scaled_dot_product_attention(q, k, v)  # (B, h, j, d) jagged
             return out.transpose(1, 2).values().reshape(n, h * d)
         b, t = batch.batch, batch.width
-        buf = qkv.new_zeros(b * t, 3 * h * d)
+        if batch.pad_slot is None:  # every text as long as the longest: packed rows are already (B, T)
+            q, k, v = qkv.view(b, t, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, T, d)
+            return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, h * d)
+        buf = qkv.new_empty(b * t, 3 * h * d)
+        buf[batch.pad_slot] = 0  # finite keys/values under the mask (0 x NaN would poison the softmax sum)
         buf[batch.slot] = qkv
         q, k, v = buf.view(b, t, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, T, d)
-        mask = None if batch.tokens == b * t else batch.key_mask
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, h, T, d)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=batch.key_mask)  # (B, h, T, d)
         return out.transpose(1, 2).reshape(b * t, h * d)[batch.slot]
 
     def forward(self, x: torch.Tensor, batch: PackedBatch, mode: str) -> torch.Tensor:
