@@ -210,3 +210,21 @@ def test_a_lone_request_is_admitted_whatever_its_size():
 def test_bad_max_wait(value):
     with pytest.raises(ValueError, match="max_wait_s"):
         DynamicBatcher(FakeEncoder(), 4, max_wait_s=value)
+
+
+def test_every_job_moves_each_batch_and_the_oldest_finishes_first():
+    enc = FakeEncoder()
+    enc.gate.clear()
+    b = DynamicBatcher(enc, 4, max_batch_tokens=80).start()  # 8 inputs of length 10 per batch
+    try:
+        b.submit([[1]])
+        time.sleep(0.05)
+        jobs = [b.submit(seqs([10] * 4, start=100 * (k + 1))) for k in range(3)]  # A, B, C
+        enc.gate.set()
+        for j in jobs:
+            j.future.result(5)
+    finally:
+        b.close()
+    first = [x[0] // 100 for x in enc.batches[1]]
+    assert first.count(1) == 4, "the oldest request should complete in the first batch"
+    assert first.count(2) >= 1 and first.count(3) >= 1, "every waiting request should move forward"

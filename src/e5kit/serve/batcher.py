@@ -1,12 +1,13 @@
 """Dynamic batching: requests from many clients share token-budget batches run by one worker thread.
 
 Each request becomes a job whose inputs wait, sorted by length, in a bounded queue. The worker
-builds one batch at a time: the *leader* job (rotating round-robin over the jobs waiting) gives its
-longest input, which sets the batch width; then every waiting job in turn gives its longest input
-that fits the width, while batch size x width stays within the token budget. So batches are packed
-from many clients with little padding, and a huge request cannot starve small ones: every waiting
-job gets at least one input into every batch it leads and usually into every batch. A single job
-alone is cut exactly as `TokenBudgetBatcher` cuts it offline (longest first, greedy fill).
+builds one batch at a time: the oldest job gives its longest input, which sets the batch width;
+then every other waiting job gives one input (its longest that fits the width); then the rest of
+the batch is filled first come, first served, always within batch size x width <= the token
+budget. So batches are packed from many clients with little padding; a huge request cannot starve
+small ones (every waiting job moves forward in every batch it fits); and under load the oldest
+requests finish first rather than all finishing together at the end. A single job alone is cut
+exactly as `TokenBudgetBatcher` cuts it offline (longest first, greedy fill).
 
 The model runs in the worker thread (torch releases the GIL), the event loop stays free. Memory is
 bounded: `submit` refuses work beyond `max_queue_tokens` (a hard cap on memory) or beyond
@@ -187,30 +188,33 @@ class DynamicBatcher:
 
     # -- worker side --------------------------------------------------------------------------
     def _take_batch(self) -> list[tuple[Job, int]]:
-        """Next batch (lock held, jobs waiting): fair across jobs, sorted by length, within the budget."""
-        order = list(self._jobs)
-        self._jobs.rotate(-1)  # the next batch is led by the next job
-        length, index = order[0].pending.pop()
-        batch, width, taken = [(order[0], index)], length, length
-        progress = True
-        while progress and len(batch) < self.max_batch_size:
-            progress = False
-            for job in order:
-                if not job.pending:
-                    continue
-                k = bisect.bisect_right(job.pending, (width, len(job.ids)))
-                pos, new_width = (k - 1, width) if k > 0 else (0, job.pending[0][0])
-                if (len(batch) + 1) * new_width > self.max_batch_tokens:
-                    continue
-                length, index = job.pending.pop(pos)
-                batch.append((job, index))
-                width, taken, progress = new_width, taken + length, True
-                if len(batch) >= self.max_batch_size:
-                    break
+        """Next batch (lock held, jobs waiting): one input from every job, then first come first served."""
+        order = list(self._jobs)  # arrival order
+        length, index = order[0].pending.pop()  # the oldest job's longest input sets the width
+        batch, state = [(order[0], index)], {"width": length, "taken": length}
+
+        def take_one(job: Job) -> bool:
+            """Add the job's longest input that fits the width, else its shortest if the budget allows."""
+            if not job.pending or len(batch) >= self.max_batch_size:
+                return False
+            k = bisect.bisect_right(job.pending, (state["width"], len(job.ids)))
+            pos, width = (k - 1, state["width"]) if k > 0 else (0, job.pending[0][0])
+            if (len(batch) + 1) * width > self.max_batch_tokens:
+                return False
+            length, index = job.pending.pop(pos)
+            batch.append((job, index))
+            state["width"], state["taken"] = width, state["taken"] + length
+            return True
+
+        for job in order[1:]:  # every waiting job moves forward in every batch: none starves
+            take_one(job)
+        for job in order:  # then the oldest requests finish first, which keeps mean latency low
+            while take_one(job):
+                pass
         for job in order:
             if not job.pending:
                 self._jobs.remove(job)
-        self._queue_tokens -= taken
+        self._queue_tokens -= state["taken"]
         self._queue_inputs -= len(batch)
         return batch
 
