@@ -188,12 +188,15 @@ def test_queue_sheds_beyond_max_wait_at_the_measured_speed():
         b.submit([[1]])
         time.sleep(0.05)
         b._tokens_per_s = 100.0  # as measured on a slow machine: 1 s of work = 100 tokens
-        b.submit(seqs([40, 40]))
+        b.submit(seqs([40, 40]))  # 80 tokens waiting + 1 running
         with pytest.raises(QueueFullError, match="about 1.2 s of work waiting") as info:
             b.submit(seqs([40]))
         assert info.value.retry_after == pytest.approx(1.0)
+        with pytest.raises(QueueFullError, match="about 1.0 s"):
+            b.submit(seqs([20]))  # 80 waiting + 1 running + 20 = 101 tokens: the running batch counts too
         b._tokens_per_s = 1000.0  # a faster model takes the same request
         b.submit(seqs([40]))
+        b.submit(seqs([18]))
     finally:
         enc.gate.set()
         b.close()

@@ -95,6 +95,7 @@ class DynamicBatcher:
         self._jobs: deque[Job] = deque()  # jobs with inputs still waiting, in round-robin order
         self._queue_tokens = 0
         self._queue_inputs = 0
+        self._running_tokens = 0  # tokens of the batch the model is running now
         self._closing = False
         self._tokens_per_s = 0.0  # served tokens per second while busy (moving average): admission, Retry-After
         self._thread: threading.Thread | None = None
@@ -150,7 +151,8 @@ class DynamicBatcher:
                 raise QueueFullError(
                     f"queue full: {self._queue_tokens} tokens waiting, request has {job.tokens}, "
                     f"limit {self.max_queue_tokens}", self.retry_after())
-            wait = (self._queue_tokens + job.tokens) / self._tokens_per_s if self._tokens_per_s else 0.0
+            ahead = self._queue_tokens + self._running_tokens
+            wait = (ahead + job.tokens) / self._tokens_per_s if self._tokens_per_s else 0.0
             if self.max_wait_s and self._queue_tokens and wait > self.max_wait_s:
                 raise QueueFullError(
                     f"queue full: about {wait:.1f} s of work waiting with this request, limit "
@@ -171,7 +173,7 @@ class DynamicBatcher:
     def retry_after(self) -> float:
         """Seconds until what waits now has run at the recent speed, within [1, 60]."""
         rate = self._tokens_per_s or 1000.0
-        return float(min(60.0, max(1.0, self._queue_tokens / rate)))
+        return float(min(60.0, max(1.0, (self._queue_tokens + self._running_tokens) / rate)))
 
     def _drop(self, job: Job, error: BaseException | None = None) -> None:  # lock held
         job.cancelled = True
@@ -216,6 +218,7 @@ class DynamicBatcher:
                 self._jobs.remove(job)
         self._queue_tokens -= state["taken"]
         self._queue_inputs -= len(batch)
+        self._running_tokens = state["taken"]
         return batch
 
     def _run(self) -> None:
@@ -255,6 +258,7 @@ class DynamicBatcher:
     def _finish(self, batch: list[tuple[Job, int]], raw: np.ndarray, unit: np.ndarray) -> None:
         done: list[Job] = []
         with self._cond:
+            self._running_tokens = 0
             for row, (job, index) in enumerate(batch):
                 if job.cancelled:
                     continue
@@ -268,5 +272,6 @@ class DynamicBatcher:
 
     def _fail(self, jobs: set[Job], exc: BaseException) -> None:
         with self._cond:
+            self._running_tokens = 0
             for job in jobs:
                 self._drop(job, exc)
