@@ -207,8 +207,9 @@ def timed_queries(fn, q: np.ndarray, batch: int) -> tuple[np.ndarray, float]:
 
 
 def search(args: argparse.Namespace) -> None:
-    from e5kit.index.ann import build_ann
+    from e5kit.index.ann import AnnIndex, build_ann
     from e5kit.index.check import sample_queries, tie_aware_recall
+    from e5kit.index.layout import IndexFormatError
     from e5kit.index.store import DenseIndex
 
     work = Path(args.work)
@@ -233,11 +234,16 @@ def search(args: argparse.Namespace) -> None:
     for kind, params in plans:
         if kind not in args.kinds.split(",") or (kind == "hnsw" and args.hnsw_n < args.n):
             continue
-        ann = build_ann(dense, kind, **params)
+        try:  # reuse a saved index with the same build parameters (search-time ones may differ)
+            ann = AnnIndex.load(dense, kind)
+            if any(ann.params.get(k) != v for k, v in params.items()):
+                raise ValueError("other parameters")
+        except (IndexFormatError, ValueError):
+            ann = build_ann(dense, kind, **params)
         variants = {"flat": [{}],
                     "ivfpq": [{"nprobe": 32, "refine": 10}, {"nprobe": 32, "refine": 50},
                               {"nprobe": 64, "refine": 100}],
-                    "hnsw": [{"ef_search": 64}, {"ef_search": 128}, {"ef_search": 256}]}[kind]
+                    "hnsw": [{"ef_search": e} for e in (64, 128, 256, 512, 1024)]}[kind]
         for v in variants:
             got, one = timed_queries(lambda b, v=v, ann=ann: ann.search(b, 10, **v)[1], q[:20], 1)
             got, many = timed_queries(lambda b, v=v, ann=ann: ann.search(b, 10, **v)[1], q, len(q))
