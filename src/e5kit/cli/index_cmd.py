@@ -111,7 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--nbits", type=int, default=None, help="ivfpq: bits per sub-quantizer (default 8)")
     a.add_argument("--train-size", type=int, default=None, help="ivfpq: training vectors (default 100000)")
     a.add_argument("--nprobe", type=int, default=None, help="ivfpq: default lists probed (32)")
-    a.add_argument("--refine", type=int, default=None, help="ivfpq: default exact re-scoring depth x k (10)")
+    a.add_argument("--refine", type=int, default=None, help="ivfpq: default exact re-scoring depth x k (50)")
     a.add_argument("--M", type=int, default=None, help="hnsw: links per node (32)")
     a.add_argument("--ef-construction", type=int, default=None, help="hnsw: build breadth (100)")
     a.add_argument("--ef-search", type=int, default=None, help="hnsw: default search breadth (128)")

@@ -23,7 +23,7 @@ ANN_KINDS = ("flat", "ivfpq", "hnsw")
 # Build-time parameters, then search-time ones (overridable per search). None: chosen from the data size.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "flat": {},
-    "ivfpq": {"nlist": None, "m": None, "nbits": 8, "train_size": 100_000, "nprobe": 32, "refine": 10},
+    "ivfpq": {"nlist": None, "m": None, "nbits": 8, "train_size": 100_000, "nprobe": 32, "refine": 50},
     "hnsw": {"M": 32, "ef_construction": 100, "ef_search": 128},
 }
 SEARCH_PARAMS = {"nprobe", "refine", "ef_search"}
