@@ -99,11 +99,12 @@ class EmbeddingService:
         prefix = self.tokens.prefix(role, role_param)
         cut = c.auto_truncate if truncate is None else truncate
         fn = self.tokens.token_ids if token_ids else self.tokens.texts
-        prepared = await run_in_threadpool(fn, inputs, prefix=prefix, truncate=cut)
-        if prepared.tokens > c.max_request_tokens:
-            raise ServeError(413, f"request has {prepared.tokens} tokens, the limit is {c.max_request_tokens}",
-                             param="input")
         try:
+            self.batcher.check_capacity()  # shed before spending CPU on tokenizing
+            prepared = await run_in_threadpool(fn, inputs, prefix=prefix, truncate=cut)
+            if prepared.tokens > c.max_request_tokens:
+                raise ServeError(413, f"request has {prepared.tokens} tokens, the limit is "
+                                 f"{c.max_request_tokens}", param="input")
             job = self.batcher.submit(prepared.ids, normalize=normalize)
         except QueueFullError as exc:
             self.metrics.shed.labels("queue_full").inc()

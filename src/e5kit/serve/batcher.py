@@ -145,23 +145,29 @@ class DynamicBatcher:
             raise ValueError("submit needs a non-empty list of non-empty token-id lists")
         job = Job(ids, normalize, self.dim)
         with self._cond:
-            if self._closing:
-                raise ShuttingDownError("the server is shutting down")
-            if self._queue_tokens + job.tokens > self.max_queue_tokens:
-                raise QueueFullError(
-                    f"queue full: {self._queue_tokens} tokens waiting, request has {job.tokens}, "
-                    f"limit {self.max_queue_tokens}", self.retry_after())
-            ahead = self._queue_tokens + self._running_tokens
-            wait = (ahead + job.tokens) / self._tokens_per_s if self._tokens_per_s else 0.0
-            if self.max_wait_s and self._queue_tokens and wait > self.max_wait_s:
-                raise QueueFullError(
-                    f"queue full: about {wait:.1f} s of work waiting with this request, limit "
-                    f"{self.max_wait_s:g} s", self.retry_after())
+            self.check_capacity(job.tokens)
             self._jobs.append(job)
             self._queue_tokens += job.tokens
             self._queue_inputs += len(job.pending)
             self._cond.notify()
         return job
+
+    def check_capacity(self, tokens: int = 0) -> None:
+        """Raise QueueFullError (or ShuttingDownError) if `tokens` more could not be queued now.
+
+        With tokens=0 it is a cheap early check: the server sheds a request before tokenizing it
+        when the queue is already over its limits.
+        """
+        if self._closing:
+            raise ShuttingDownError("the server is shutting down")
+        if self._queue_tokens + tokens > self.max_queue_tokens:
+            raise QueueFullError(f"queue full: {self._queue_tokens} tokens waiting, request has {tokens}, "
+                                 f"limit {self.max_queue_tokens}", self.retry_after())
+        ahead = self._queue_tokens + self._running_tokens
+        wait = (ahead + tokens) / self._tokens_per_s if self._tokens_per_s else 0.0
+        if self.max_wait_s and self._queue_tokens and wait > self.max_wait_s:
+            raise QueueFullError(f"queue full: about {wait:.1f} s of work waiting with this request, limit "
+                                 f"{self.max_wait_s:g} s", self.retry_after())
 
     def cancel(self, job: Job) -> int:
         """Drop a job's waiting inputs (client gone); returns how many left the queue."""
