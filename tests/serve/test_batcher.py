@@ -231,3 +231,22 @@ def test_every_job_moves_each_batch_and_the_oldest_finishes_first():
     first = [x[0] // 100 for x in enc.batches[1]]
     assert first.count(1) == 4, "the oldest request should complete in the first batch"
     assert first.count(2) >= 1 and first.count(3) >= 1, "every waiting request should move forward"
+
+
+def test_check_capacity_sheds_early_without_a_request_in_hand():
+    enc = FakeEncoder()
+    enc.gate.clear()
+    b = DynamicBatcher(enc, 4, max_wait_s=1.0).start()
+    try:
+        b.check_capacity()  # empty queue: always room
+        b.submit([[1]])
+        time.sleep(0.05)
+        b._tokens_per_s = 10.0
+        b.submit(seqs([30]))
+        with pytest.raises(QueueFullError, match="about 3.1 s"):
+            b.check_capacity()
+    finally:
+        enc.gate.set()
+        b.close()
+    with pytest.raises(ShuttingDownError):
+        b.check_capacity()
