@@ -272,3 +272,16 @@ def test_missing_quantized_copy(tmp_path, e5_tiny):
     build_index(write_corpus(tmp_path / "c.jsonl", 5), tmp_path / "ix", model=e5_tiny)
     with pytest.raises(IndexFormatError, match="no int8 copy"):
         DenseIndex.open(tmp_path / "ix").search_vectors(np.ones((1, e5_tiny.dim)), 2, vectors="int8")
+
+
+def test_bad_record_mid_corpus_keeps_finished_shards_and_resumes(tmp_path, e5_tiny):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", 30)
+    lines = corpus.read_text().splitlines()
+    corpus.write_text("\n".join(lines[:25] + ["{broken"] + lines[25:]) + "\n")
+    with pytest.raises(InputFormatError, match="corpus.jsonl:26: malformed JSON line"):
+        build_index(corpus, tmp_path / "ix", model=e5_tiny, shard_size=8)  # raised in the reader thread
+    finished = sorted(p.name for p in (tmp_path / "ix" / "shards").glob("?????.json"))
+    assert finished[:2] == ["00000.json", "00001.json"] and "00003.json" not in finished
+    corpus.write_text("\n".join(lines) + "\n")
+    report = build_index(corpus, tmp_path / "ix", model=e5_tiny)
+    assert report.complete and report.skipped_shards >= 2 and report.encoded_docs <= 14
