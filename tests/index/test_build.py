@@ -285,3 +285,14 @@ def test_bad_record_mid_corpus_keeps_finished_shards_and_resumes(tmp_path, e5_ti
     corpus.write_text("\n".join(lines) + "\n")
     report = build_index(corpus, tmp_path / "ix", model=e5_tiny)
     assert report.complete and report.skipped_shards >= 2 and report.encoded_docs <= 14
+
+
+def test_rank_device(monkeypatch):
+    from e5kit.index.build import rank_device
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert rank_device() is None
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    import torch
+
+    assert rank_device() == ("cuda:1" if torch.cuda.is_available() else None)

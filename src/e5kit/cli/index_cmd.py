@@ -34,9 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("corpus", nargs="+", help="corpus files or folders, in order")
     b.add_argument("-o", "--output", required=True, help="index folder")
     b.add_argument("--shard-size", type=int, default=None, help="documents per shard (default: 16384)")
-    b.add_argument(
-        "--dtype", choices=("float32", "float16"), default=None, help="stored vectors (default float32)"
-    )
+    b.add_argument("--dtype", choices=("float32", "float16"), default=None, help="stored vectors (default float32)")
     b.add_argument(
         "--quantize",
         action="append",
@@ -51,21 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="encode only slice I of N (default: torchrun's RANK/WORLD_SIZE, else all)",
     )
     b.add_argument("--no-merge", action="store_true", help="do not finalize the index after this slice")
-    b.add_argument(
-        "--skip-empty", action="store_true", help="leave out records with empty text (else an error)"
-    )
+    b.add_argument("--skip-empty", action="store_true", help="leave out records with empty text (else an error)")
     b.add_argument("--no-normalize", action="store_true", help="store unnormalized embeddings")
     b.add_argument("--text-field", default=None, help="text field (default: text)")
-    b.add_argument(
-        "--title-field", default=None, help="title field joined before the text (default: title; '')"
-    )
+    b.add_argument("--title-field", default=None, help="title field joined before the text (default: title; '')")
     b.add_argument("--id-field", default=None, help="id field (default: _id, then id)")
     add_model_args(b)
     b.set_defaults(run=run_build)
 
-    m = cmds.add_parser(
-        "merge", help="check every slice and shard is there and sound; mark the index complete"
-    )
+    m = cmds.add_parser("merge", help="check every slice and shard is there and sound; mark the index complete")
     m.add_argument("index", help="index folder")
     m.add_argument("--no-checksums", action="store_true", help="skip re-reading every file's checksum")
     m.set_defaults(run=run_merge)
@@ -86,9 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="float",
         help="exact search over the float vectors or a quantized copy",
     )
-    s.add_argument(
-        "--ann", choices=("flat", "ivfpq", "hnsw"), default=None, help="search a FAISS index instead"
-    )
+    s.add_argument("--ann", choices=("flat", "ivfpq", "hnsw"), default=None, help="search a FAISS index instead")
     s.add_argument("--nprobe", type=int, default=None, help="IVF lists probed (ivfpq)")
     s.add_argument("--refine", type=int, default=None, help="candidates re-scored exactly, x k (ivfpq)")
     s.add_argument("--ef-search", type=int, default=None, help="HNSW search breadth")
@@ -135,6 +125,10 @@ def run_build(args: argparse.Namespace) -> int:
             title="title" if args.title_field is None else (args.title_field or None),
             text=args.text_field or "text",
         )
+    if args.device is None:
+        from e5kit.index.build import rank_device
+
+        args.device = rank_device()  # one GPU per torchrun rank
     model = load_model(args) if args.model or _no_index(args.output) else _index_model(args, args.output)
     report = build_index(
         args.corpus,
@@ -214,9 +208,7 @@ def run_search(args: argparse.Namespace) -> int:
         from e5kit.index.ann import AnnIndex
 
         dense.check_model(model)
-        q = model.encode_queries(
-            queries, normalize=dense.settings.normalize, show_progress=progress_flag(args)
-        )
+        q = model.encode_queries(queries, normalize=dense.settings.normalize, show_progress=progress_flag(args))
         ann = AnnIndex.load(dense, args.ann)
         hits = dense.hits(
             *ann.search(

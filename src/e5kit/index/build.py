@@ -114,11 +114,7 @@ def _settings(
     norm = bool(pick(normalize, "normalize", True))
     if "int8" in quant and not norm:
         raise ValueError("int8 quantization assumes unit vectors; do not combine it with normalize=False")
-    flds = (
-        fields.as_dict()
-        if fields is not None
-        else (dict(existing.fields) if existing else CorpusFields().as_dict())
-    )
+    flds = fields.as_dict() if fields is not None else (dict(existing.fields) if existing else CorpusFields().as_dict())
     return IndexSettings(
         model=str(model.name),
         model_fingerprint=model.fingerprint,
@@ -219,9 +215,17 @@ def _prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
         stop.set()
 
 
-def _load_model(
-    model: Any, existing: IndexSettings | None, precision: str | None, max_seq_length: int | None
-):
+def rank_device() -> str | None:
+    """cuda:LOCAL_RANK under torchrun on a GPU machine (one GPU per rank); else None (the default device)."""
+    local = os.environ.get("LOCAL_RANK")
+    if local is None:
+        return None
+    import torch
+
+    return f"cuda:{int(local)}" if torch.cuda.is_available() else None
+
+
+def _load_model(model: Any, existing: IndexSettings | None, precision: str | None, max_seq_length: int | None):
     from e5kit.embedder import E5
     from e5kit.model.checkpoint import DEFAULT_MODEL
 
@@ -230,6 +234,7 @@ def _load_model(
     name = model or (existing.model if existing else DEFAULT_MODEL)
     return E5(
         name,
+        device=rank_device(),
         precision=precision or (existing.precision if existing else None),
         max_seq_length=max_seq_length or (existing.max_seq_length if existing else None),
     )
@@ -359,9 +364,7 @@ def build_index(
             )
             vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
             if vectors.shape != (len(texts), settings.dim):
-                raise RuntimeError(
-                    f"encoder returned {vectors.shape} for {len(texts)} texts"
-                )  # never mix rows
+                raise RuntimeError(f"encoder returned {vectors.shape} for {len(texts)} texts")  # never mix rows
             report.encode_seconds += time.perf_counter() - t0
             if pending is not None:
                 pending.result()
@@ -480,9 +483,7 @@ def merge_index(folder: str | os.PathLike[str], *, checksums: bool = True) -> di
             continue
         layout.verify_shard(meta, settings, checksums=checksums)
         if meta.content_sha256 != first["shard_sha256"][j]:
-            raise IndexFormatError(
-                f"{layout.folder}: shard {j} was made from other documents than the corpus"
-            )
+            raise IndexFormatError(f"{layout.folder}: shard {j} was made from other documents than the corpus")
         metas.append(meta)
     if missing or missing_slices:
         raise IndexIncompleteError(
@@ -493,9 +494,7 @@ def merge_index(folder: str | os.PathLike[str], *, checksums: bool = True) -> di
     pos = 0
     for meta in metas:
         if meta.start != pos:
-            raise IndexFormatError(
-                f"{layout.folder}: shard {meta.index} starts at {meta.start}, expected {pos}"
-            )
+            raise IndexFormatError(f"{layout.folder}: shard {meta.index} starts at {meta.start}, expected {pos}")
         pos += meta.count
     _check_unique_ids(layout, metas)
     digest = hashlib.sha256("".join(first["shard_sha256"]).encode()).hexdigest()
@@ -513,9 +512,7 @@ def merge_index(folder: str | os.PathLike[str], *, checksums: bool = True) -> di
 
 def _check_unique_ids(layout: IndexLayout, metas: list[ShardMeta]) -> None:
     """No id twice, with 8 bytes of memory per document (hashes first, strings only for collisions)."""
-    hashes = (
-        np.concatenate([_id_hashes(layout.load_ids(m)) for m in metas]) if metas else np.empty(0, np.uint64)
-    )
+    hashes = np.concatenate([_id_hashes(layout.load_ids(m)) for m in metas]) if metas else np.empty(0, np.uint64)
     uniq, counts = np.unique(hashes, return_counts=True)
     dup_hashes = set(uniq[counts > 1].tolist())
     if not dup_hashes:
