@@ -130,7 +130,8 @@ async def open_loop(url: str, texts: list[str], rate: float, per_request: int, s
         rss.append(rss_mib(pid))
     return {"offered_req_per_s": i / sent_wall, "sent": i, "codes": codes, "ok": len(lat), "wall": wall,
             "tokens_per_s": tokens / wall, "p50": pct(lat, 0.5), "p99": pct(lat, 0.99),
-            "rss_first": rss[0], "rss_max": max(rss), "rss_last": rss[-1], "rss_median": statistics.median(rss)}
+            "rss_first": rss[0], "rss_max": max(rss), "rss_last": rss[-1], "rss_median": statistics.median(rss),
+            "rss_every_5s": [round(x) for x in rss[::20]]}
 
 
 def scrape(url: str) -> dict[str, float]:
@@ -222,6 +223,7 @@ def main() -> None:
               f"{over['p50'] * 1000:.0f} ms p99 {over['p99'] * 1000:.0f} ms; server RSS MiB first "
               f"{over['rss_first']:.0f} median {over['rss_median']:.0f} max {over['rss_max']:.0f} "
               f"last {over['rss_last']:.0f}; {server_wait(before, scrape(url))}")
+        print(f"server RSS MiB every 5 s during overload: {over['rss_every_5s']}")
         metrics = httpx.get(url + "/metrics").text
         shed = [line for line in metrics.splitlines() if line.startswith("e5kit_rejected_requests_total")]
         print("server metrics:", "; ".join(shed) or "no requests shed")
