@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from e5kit.encode.batching import TokenBudgetBatcher
+from e5kit.encode.memory import trim_heap
 from e5kit.encode.threads import configure_threads
 from e5kit.model.encoder import TransformerEncoder
 from e5kit.model.tokenize import TextTokenizer
@@ -141,6 +142,8 @@ class EncodeEngine:
                 pending = pool.submit(self.tokenize_compact, following) if pool and following else None
                 vectors, chunk_stats = self.encode_chunk(chunk, normalize=normalize, bar=bar, tokens=tokens)
                 stats.add(chunk_stats)
+                del tokens
+                trim_heap()  # without it glibc's fragmented heap grows RSS chunk after chunk
                 yield vectors
                 chunk = following
         finally:
