@@ -65,7 +65,8 @@ def main() -> int:
                                    prefix="passage: "):
             out[row:row + len(chunk)] = chunk
             row += len(chunk)
-            samples.append((row, rss_bytes() / 2**20))
+            samples.append((row, round(rss_bytes() / 2**20)))
+            print(f"{row} texts, RSS {samples[-1][1]} MB, peak {mem.peak / 2**20:.0f} MB", flush=True)
     took = time.perf_counter() - start
     stats = m.last_stats
     report = {
