@@ -11,8 +11,11 @@ import asyncio
 import base64
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,7 @@ from e5kit.serve.tokens import BadInputError, InputTooLongError, Prepared, Reque
 log = logging.getLogger("e5kit.serve")
 
 ERRORS = {code: {"model": ErrorResponse} for code in (401, 413, 422, 429, 503)}
+MAX_PREPARING = 256  # requests read but not yet tokenized; beyond, shed (bounds memory before the queue)
 
 
 class ServeError(Exception):
@@ -77,6 +81,10 @@ class EmbeddingService:
                                       max_batch_size=config.max_batch_size,
                                       max_queue_tokens=config.max_queue_tokens,
                                       max_wait_s=config.max_queue_seconds, observer=self.metrics)
+        # tokenizing is CPU work: a few threads (not the 40 of the default pool) keep the cores for the model
+        self.tokenize_pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1),
+                                                thread_name_prefix="e5kit-tokenize")
+        self.preparing = 0
 
     def info(self) -> dict[str, Any]:
         c = self.config
@@ -101,7 +109,14 @@ class EmbeddingService:
         fn = self.tokens.token_ids if token_ids else self.tokens.texts
         try:
             self.batcher.check_capacity()  # shed before spending CPU on tokenizing
-            prepared = await run_in_threadpool(fn, inputs, prefix=prefix, truncate=cut)
+            if self.preparing >= MAX_PREPARING:
+                raise QueueFullError(f"{self.preparing} requests are waiting to be tokenized", 1.0)
+            self.preparing += 1
+            try:
+                prepared = await asyncio.get_running_loop().run_in_executor(
+                    self.tokenize_pool, partial(fn, inputs, prefix=prefix, truncate=cut))
+            finally:
+                self.preparing -= 1
             if prepared.tokens > c.max_request_tokens:
                 raise ServeError(413, f"request has {prepared.tokens} tokens, the limit is "
                                  f"{c.max_request_tokens}", param="input")
@@ -230,6 +245,7 @@ def create_app(model: Any, config: ServeConfig | None = None) -> Any:
             yield
         finally:  # uvicorn has finished in-flight requests (or timed out): drain what is left
             await run_in_threadpool(svc.batcher.close, drain=True, timeout=config.graceful_timeout_s)
+            svc.tokenize_pool.shutdown(wait=False)
 
     app = FastAPI(title="e5kit embedding server", version=__version__, lifespan=lifespan,
                   description="E5 embeddings with the right prefixes, pooling and normalization.")
