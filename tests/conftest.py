@@ -29,8 +29,9 @@ def make_tiny_bert(folder: Path, *, max_positions: int = 64, name: str = "tiny-b
 
     folder = Path(folder) / name
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.txt").write_text("\n".join(_vocab()) + "\n", encoding="utf-8")
-    tok = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True, model_max_length=max_positions)
+    # transformers 5 ignores vocab_file= here (every word would become [UNK]); a dict vocabulary works.
+    vocab = {w: i for i, w in enumerate(_vocab())}
+    tok = BertTokenizerFast(vocab=vocab, do_lower_case=True, model_max_length=max_positions)
     tok.save_pretrained(folder)
     torch.manual_seed(seed)
     cfg = BertConfig(vocab_size=len(_vocab()), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,

@@ -127,6 +127,9 @@ def test_iter_encode_streams_equal_results(e5):
 
 
 def test_count_tokens_includes_prefix_and_special_tokens(e5):
+    ids = e5.engine.tokenizer(["water protein cells"]).ids[0]
+    unk = e5.engine.tokenizer.hf.unk_token_id
+    assert unk not in ids and len(ids) == 5  # [CLS] water protein cells [SEP]: real words, not [UNK]
     n_plain = e5.count_tokens(["water"])[0]
     n_query = e5.count_tokens(["water"], prompt_name="query")[0]
     assert n_plain == 3 and n_query > n_plain  # [CLS] water [SEP]; the prefix adds tokens
