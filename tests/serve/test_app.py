@@ -192,3 +192,20 @@ def test_internal_errors_hide_the_traceback(e5_model, monkeypatch):
         assert r.json()["error"]["type"] == "server_error"
         monkeypatch.undo()
         assert httpx.post(srv.url + "/embed", json={"inputs": "a"}).status_code == 200, "one failure is not fatal"
+
+
+@pytest.mark.slow
+def test_real_minilm_weights_with_e5_prompts_equal_offline(minilm_path):
+    from e5kit import E5
+    from e5kit.model.prompts import E5_PROMPTS
+    from tests.serve.conftest import start_server
+
+    model = E5(minilm_path, prompts=E5_PROMPTS)
+    texts = ["how much protein should a female eat", "The summit of Everest is 8,849 m high.", "café"]
+    with start_server(model) as srv:
+        client = openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0)
+        docs = client.embeddings.create(model="m", input=texts, extra_body={"input_type": "passage"})
+        queries = client.embeddings.create(model="m", input=texts)
+    np.testing.assert_allclose(vectors(docs), model.encode_passages(texts), atol=1e-5)
+    np.testing.assert_allclose(vectors(queries), model.encode_queries(texts), atol=1e-5)
+    assert docs.usage.total_tokens == sum(model.count_tokens(texts, prompt_name="passage"))
