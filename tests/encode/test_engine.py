@@ -86,3 +86,12 @@ def test_trim_heap_runs_here():
 
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert trim_heap() is True
+
+
+def test_heap_growth_limit_is_set_once(model):
+    import platform
+
+    from e5kit.encode import memory
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert memory.limit_heap_growth() is True  # the engine already set it; asking again is harmless

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from e5kit.encode.batching import TokenBudgetBatcher
-from e5kit.encode.memory import trim_heap
+from e5kit.encode.memory import limit_heap_growth, trim_heap
 from e5kit.encode.threads import configure_threads
 from e5kit.model.encoder import TransformerEncoder
 from e5kit.model.tokenize import TextTokenizer
@@ -69,6 +69,7 @@ class EncodeEngine:
         self.batcher = batcher
         self.dim = dim
         configure_threads()
+        limit_heap_growth()
 
     def tokenize_compact(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
         """All token ids of `texts` as one int32 array + offsets (n+1,), and how many were truncated.

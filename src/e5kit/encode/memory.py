@@ -15,12 +15,7 @@ import functools
 
 @functools.cache
 def _malloc_trim():
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        return libc.malloc_trim
-    except (OSError, AttributeError):
-        return None
+    return _libc_function("malloc_trim")
 
 
 def trim_heap() -> bool:
@@ -30,3 +25,34 @@ def trim_heap() -> bool:
         return False
     fn(0)
     return True
+
+
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+MMAP_THRESHOLD_BYTES = 1 << 20
+_limited = False
+
+
+def limit_heap_growth() -> bool:
+    """Serve every allocation >= 1 MB (activations, token arrays) by mmap, returned to the OS on free.
+
+    glibc raises its mmap threshold after large frees (up to 32 MB), after which tensors come from
+    the heap and fragment it, so the peak inside a chunk creeps up: measured on 16k streamed texts,
+    peak RSS 1,006 -> 1,148 MB by default, 697 -> 732 MB with a trim after every batch, 547 -> 550 MB
+    with this fixed 1 MB threshold. Process-wide and glibc-only; set E5KIT_MALLOPT=0 to skip it.
+    """
+    global _limited
+    import os
+
+    if _limited or os.environ.get("E5KIT_MALLOPT", "1") == "0":
+        return _limited
+    fn = _libc_function("mallopt")
+    if fn is not None:
+        _limited = bool(fn(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    return _limited
+
+
+def _libc_function(name: str):
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
