@@ -49,19 +49,7 @@ def tiny_config(init: Path, pairs: Path, out: Path, **overrides):
 
 
 def make_tiny_model(root: Path, *, name: str = "tiny-train", seed: int = 0) -> Path:
-    """The shared tiny random BERT, re-saved with a tokenizer built from its vocab dict.
-
-    (Building BertTokenizerFast from vocab_file= gives a 5-token vocabulary under transformers 5,
-    which would turn every word into [UNK]; a dict vocabulary does not.)
-    """
-    from transformers import BertTokenizer
-
+    """The shared tiny random BERT (tests/conftest.py) in its own folder, for runs that write beside it."""
     from tests.conftest import make_tiny_bert
 
-    folder = make_tiny_bert(root, name=name, seed=seed)
-    words = (folder / "vocab.txt").read_text(encoding="utf-8").splitlines()
-    tok = BertTokenizer(vocab={w: i for i, w in enumerate(words)}, do_lower_case=True, model_max_length=64)
-    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
-        (folder / f).unlink(missing_ok=True)
-    tok.save_pretrained(folder)
-    return folder
+    return make_tiny_bert(root, name=name, seed=seed)
