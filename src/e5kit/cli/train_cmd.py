@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set symmetric=true --set fresh.hidden=256 (repeatable)")
     for key, kind in SHORT_FLAGS:
-        p.add_argument(f"--{key.replace('_', '-')}", dest=f"opt_{key}", type=kind, default=None,
+        p.add_argument(f"--{key.replace('_', '-')}", dest=f"opt_{key}", type=kind, default=None, metavar=key.upper(),
                        help=f"same as --set {key}=VALUE")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in output_dir")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
