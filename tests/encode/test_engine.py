@@ -88,10 +88,8 @@ def test_trim_heap_runs_here():
         assert trim_heap() is True
 
 
-def test_heap_growth_limit_is_set_once(model):
-    import platform
-
+def test_heap_growth_limit_is_opt_in(model, monkeypatch):
     from e5kit.encode import memory
 
-    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
-        assert memory.limit_heap_growth() is True  # the engine already set it; asking again is harmless
+    monkeypatch.delenv("E5KIT_MALLOPT", raising=False)
+    assert memory.limit_heap_growth() is False  # off unless E5KIT_MALLOPT=1

@@ -112,6 +112,7 @@ class EncodeEngine:
                 out[rows] = self.encoder.embed(ids, normalize=normalize, to_cpu=False)
             else:
                 out[batch] = self.encoder.embed(ids, normalize=normalize).numpy()
+                trim_heap()  # batch shapes differ; without a trim the fragmented heap's peak creeps up
             stats.batches += 1
             stats.padded_tokens += len(batch) * max(lengths[i] for i in batch)
             if bar is not None:

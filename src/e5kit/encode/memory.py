@@ -38,12 +38,14 @@ def limit_heap_growth() -> bool:
     glibc raises its mmap threshold after large frees (up to 32 MB), after which tensors come from
     the heap and fragment it, so the peak inside a chunk creeps up: measured on 16k streamed texts,
     peak RSS 1,006 -> 1,148 MB by default, 697 -> 732 MB with a trim after every batch, 547 -> 550 MB
-    with this fixed 1 MB threshold. Process-wide and glibc-only; set E5KIT_MALLOPT=0 to skip it.
+    with this fixed 1 MB threshold. But every large tensor then costs fresh page faults, which
+    slowed bf16 encoding visibly, so it is opt-in: E5KIT_MALLOPT=1 (process-wide, glibc only).
+    The default instead trims the heap after every CPU batch (697 -> 732 MB in the same test).
     """
     global _limited
     import os
 
-    if _limited or os.environ.get("E5KIT_MALLOPT", "1") == "0":
+    if _limited or os.environ.get("E5KIT_MALLOPT", "0") != "1":
         return _limited
     fn = _libc_function("mallopt")
     if fn is not None:
