@@ -31,9 +31,13 @@ def _ranked(scores: dict[str, float], order: dict[str, int], top: int | None) ->
     return items[:top] if top is not None else items
 
 
-def _first_seen(lists: Sequence[Sequence[str]]) -> dict[str, int]:
+def _tie_order(lists: Sequence[Sequence[str]], weights: Sequence[float]) -> dict[str, int]:
+    """Position of each document for breaking ties: first appearance, heaviest-weighted system first.
+
+    A system with weight 0 so decides nothing; equal weights keep the systems' given order.
+    """
     order: dict[str, int] = {}
-    for ids in lists:
+    for _, ids in sorted(zip(weights, lists, strict=True), key=lambda x: -x[0]):
         for doc in ids:
             order.setdefault(doc, len(order))
     return order
@@ -48,7 +52,7 @@ def rrf(
 ) -> list[tuple[str, float]]:
     """Fuse ranked id lists (best first) by reciprocal rank; returns (id, score) best first.
 
-    Ties keep the order in which the documents first appear across the lists.
+    Ties keep the order in which the documents first appear across the lists, heaviest weight first.
     """
     if isinstance(rankings, (str, bytes)) or not rankings:
         raise ValueError("rrf needs a non-empty list of ranked id lists")
@@ -59,7 +63,7 @@ def rrf(
     for ws, ids in zip(w, rankings, strict=True):
         for rank, doc in enumerate(ids, start=1):
             fused[doc] = fused.get(doc, 0.0) + ws / (k + rank)
-    return _ranked(fused, _first_seen(rankings), top)
+    return _ranked(fused, _tie_order(rankings, w), top)
 
 
 def _normalize(scores: np.ndarray, how: str) -> np.ndarray:
@@ -97,6 +101,7 @@ def weighted(
         for doc, x in zip(ids, _normalize(s, normalize), strict=True):
             fused[doc] = fused.get(doc, 0.0) + ws * float(x)
         # documents this system did not return get 0 from it (the bottom of the min-max scale)
-    for doc in _first_seen([ids for ids, _ in results]):
+    order = _tie_order([ids for ids, _ in results], w)
+    for doc in order:
         fused.setdefault(doc, 0.0)
-    return _ranked(fused, _first_seen([ids for ids, _ in results]), top)
+    return _ranked(fused, order, top)
