@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from e5kit.eval.metrics.paired import paired_embeddings
+
 
 def correlations(gold: Sequence[float], predicted: Sequence[float]) -> tuple[float, float]:
     """(Pearson, Spearman) of two equally long score lists (2+ items); nan when either side is constant."""
@@ -26,12 +28,7 @@ def correlations(gold: Sequence[float], predicted: Sequence[float]) -> tuple[flo
 
 def sts_scores(gold: Sequence[float], emb1: np.ndarray, emb2: np.ndarray) -> dict[str, float]:
     """cosine/manhattan/euclidean Pearson and Spearman (distances negated), as mteb's STS evaluator."""
-    a = np.asarray(emb1, dtype=np.float64)
-    b = np.asarray(emb2, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"embeddings must be two (n, d) arrays of one shape, got {a.shape} and {b.shape}")
-    an = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    bn = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    a, b, an, bn = paired_embeddings(emb1, emb2)
     sims = {
         "cosine": np.sum(an * bn, axis=1),
         "manhattan": -np.abs(a - b).sum(axis=1),

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from e5kit.eval.metrics.paired import paired_embeddings
+
 
 def _sorted_rows(scores: Sequence[float], labels: Sequence[int], higher_is_similar: bool
                  ) -> tuple[np.ndarray, np.ndarray]:
@@ -74,12 +76,7 @@ def pair_metrics(scores: Sequence[float], labels: Sequence[int], *, higher_is_si
 
 def pair_scores(emb1: np.ndarray, emb2: np.ndarray, labels: Sequence[int]) -> dict[str, float]:
     """Metrics for cosine, dot, euclidean and manhattan scores, plus max_<metric> over them."""
-    a = np.asarray(emb1, dtype=np.float64)
-    b = np.asarray(emb2, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"embeddings must be two (n, d) arrays of one shape, got {a.shape} and {b.shape}")
-    an = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    bn = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    a, b, an, bn = paired_embeddings(emb1, emb2)
     functions = {
         "cosine": (np.sum(an * bn, axis=1), True),
         "dot": (np.sum(a * b, axis=1), True),
