@@ -228,6 +228,7 @@ class DynamicBatcher:
         return batch
 
     def _run(self) -> None:
+        from e5kit.encode.memory import trim_heap
         from e5kit.model.pooling import l2_normalize
 
         busy_since: float | None = None  # end of the previous batch, if work was waiting then
@@ -252,6 +253,8 @@ class DynamicBatcher:
             seconds = time.perf_counter() - start
             tokens = sum(len(x) for x in ids)
             self._finish(batch, raw, unit)
+            if getattr(getattr(self.encoder, "device", None), "type", "cpu") != "cuda":
+                trim_heap()  # as the engine does: batch shapes differ, and a fragmented glibc heap creeps up
             # speed as the queue sees it: model time plus the gaps between back-to-back batches
             end = time.perf_counter()
             rate = tokens / (end - period_start) if end > period_start else 0.0
