@@ -7,7 +7,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -32,13 +32,15 @@ def open_text(path: str | os.PathLike[str]) -> IO[str]:
 
 
 def iter_jsonl(path: str | os.PathLike[str], *, skip_bad: bool = False,
-               bad: list[tuple[int, str]] | None = None) -> Iterator[dict[str, Any]]:
+               bad: list[tuple[int, str]] | None = None,
+               opener: Callable[[str | os.PathLike[str]], IO[str]] = open_text) -> Iterator[dict[str, Any]]:
     """Objects from a JSON Lines file; a malformed line raises InputFormatError with its number.
 
     With `skip_bad`, malformed lines are skipped and (line, reason) appended to `bad` instead.
-    Blank lines are ignored.
+    Blank lines are ignored. `opener` turns the path into a text stream (e.g. a dump reader that
+    also handles bz2/xz/zstd).
     """
-    with open_text(path) as fh:
+    with opener(path) as fh:
         try:
             for lineno, line in enumerate(fh, start=1):
                 if not line.strip():

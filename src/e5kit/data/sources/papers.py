@@ -4,14 +4,13 @@ or S2ORC / Semantic Scholar style JSON lines (`title` + `abstract` or `paperAbst
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from typing import Any
 
 from e5kit.data.dumps import open_dump_text
 from e5kit.data.pairs import Pair, clean_space
-from e5kit.errors import InputFormatError
+from e5kit.io.records import iter_jsonl
 
 NAME = "papers"
 DESCRIPTION = "arXiv metadata / S2ORC JSON lines: (title, abstract)"
@@ -27,20 +26,9 @@ def _field(obj: dict[str, Any], *names: str) -> str:
 
 
 def iter_file(path: str | os.PathLike[str], *, skip_bad: bool = True) -> Iterator[Pair]:
-    with open_dump_text(path) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                if not isinstance(obj, dict):
-                    raise ValueError("not an object")
-            except ValueError as exc:
-                if skip_bad:
-                    continue
-                raise InputFormatError(f"{path}:{lineno}: malformed JSON line ({exc})") from exc
-            title = clean_space(_field(obj, "title"))
-            abstract = clean_space(_field(obj, "abstract", "paperAbstract"))
-            if title and abstract:
-                pid = obj.get("id") or obj.get("paperId") or obj.get("corpusid") or obj.get("paper_id")
-                yield Pair(title, abstract, NAME, {"paper": str(pid)} if pid else {})
+    for obj in iter_jsonl(path, skip_bad=skip_bad, opener=open_dump_text):
+        title = clean_space(_field(obj, "title"))
+        abstract = clean_space(_field(obj, "abstract", "paperAbstract"))
+        if title and abstract:
+            pid = obj.get("id") or obj.get("paperId") or obj.get("corpusid") or obj.get("paper_id")
+            yield Pair(title, abstract, NAME, {"paper": str(pid)} if pid else {})

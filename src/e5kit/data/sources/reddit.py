@@ -7,7 +7,6 @@ SQLite table, so memory stays bounded whatever the dump size."""
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import tempfile
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from e5kit.data.dumps import open_dump_text
 from e5kit.data.pairs import Pair, clean_space
+from e5kit.io.records import iter_jsonl
 
 NAME = "reddit"
 DESCRIPTION = "Reddit submissions + comments (Pushshift JSON lines): (post title + text, top comment)"
@@ -23,15 +23,8 @@ _GONE = {"[deleted]", "[removed]", ""}
 
 
 def _records(path: Path) -> Iterator[dict]:
-    with open_dump_text(path) as fh:
-        for line in fh:
-            if line.strip():
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    continue  # Pushshift dumps hold a few broken lines; skipping them is the norm
-                if isinstance(obj, dict):
-                    yield obj
+    # Pushshift dumps hold a few broken lines; skipping them is the norm
+    yield from iter_jsonl(path, skip_bad=True, opener=open_dump_text)
 
 
 def _base36_id(value: str) -> str:
