@@ -59,8 +59,7 @@ class E5:
                 )
         self.max_seq_length = max_seq_length or self.checkpoint.max_seq_length
         self.policy: PromptPolicy = policy_for(self._family_name(), self.checkpoint.stored_prompts, prompts)
-        tokenizer = load_tokenizer(self.checkpoint)
-        tokenizer = type(tokenizer)(tokenizer.hf, self.max_seq_length)
+        tokenizer = load_tokenizer(self.checkpoint, self.max_seq_length)
         hf_model = load_hf_model(self.checkpoint)
         encoder = TransformerEncoder(hf_model, tokenizer.pad_id, self.checkpoint.pooling, self.device,
                                      DTYPES[self.precision], int8=self.precision == "int8")

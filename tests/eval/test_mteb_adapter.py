@@ -37,7 +37,7 @@ def meta(kind: str, name: str, main: str) -> TaskMetadata:
 
 @pytest.fixture(scope="module")
 def tiny(tiny_e5):
-    """Tiny random E5-named model: checks the prompt handling (its embeddings barely differ)."""
+    """Tiny random E5-named model: checks the prompt handling."""
     from e5kit import E5
 
     return E5(tiny_e5)

@@ -53,7 +53,8 @@ def load_hf_model(ckpt: Checkpoint) -> torch.nn.Module:
     return model.eval()
 
 
-def load_tokenizer(ckpt: Checkpoint) -> TextTokenizer:
+def load_tokenizer(ckpt: Checkpoint, max_length: int | None = None) -> TextTokenizer:
+    """The checkpoint's fast tokenizer, truncating at `max_length` (default: the checkpoint's limit)."""
     from transformers import AutoTokenizer
 
     try:
@@ -63,7 +64,7 @@ def load_tokenizer(ckpt: Checkpoint) -> TextTokenizer:
             f"model {ckpt.name!r}: tokenizer files in {ckpt.path} could not be loaded "
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}). {HOW_TO_FIX}"
         ) from exc
-    return TextTokenizer(hf, ckpt.max_seq_length)
+    return TextTokenizer(hf, max_length or ckpt.max_seq_length)
 
 
 BACKENDS = ("auto", "packed", "jagged", "hf")
