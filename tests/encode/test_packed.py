@@ -81,3 +81,64 @@ def test_bf16_packed_close_to_fp32(hf_model):
     low = TransformerEncoder(copy.deepcopy(hf_model), 0, "mean", torch.device("cpu"), torch.bfloat16).embed(ids)
     assert low.dtype == torch.float32  # pooled and normalized in fp32 whatever the model dtype
     assert torch.nn.functional.cosine_similarity(low, ref).min().item() >= 0.995
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.bfloat16, 0.1)])
+def test_fused_cpu_linears_equal_the_unfused_path(hf_model, dtype, tol):
+    import copy
+
+    from e5kit.model import packed as packed_mod
+
+    if packed_mod._LINEAR_POINTWISE is None:
+        pytest.skip("this torch build has no oneDNN fused linear (mkldnn._linear_pointwise)")
+    model = copy.deepcopy(hf_model).to(dtype)
+    fused, plain = PackedBert(model, fuse=True).eval(), PackedBert(model, fuse=False).eval()
+    assert all(layer.cpu_weights is not None for layer in fused.layers)
+    assert all(layer.cpu_weights is None for layer in plain.layers)
+    calls = []
+    real = packed_mod._LINEAR_POINTWISE
+    for ids in batches():
+        x = PackedBatch(ids, torch.device("cpu"))
+        with torch.inference_mode():
+            want = plain(x).float()
+            # count the fused calls, so the test fails if the fused path silently stops being taken
+            packed_mod._LINEAR_POINTWISE = _Counting(real, calls)
+            try:
+                got = fused(x).float()
+            finally:
+                packed_mod._LINEAR_POINTWISE = real
+        assert got.shape == want.shape
+        assert (got - want).abs().max().item() <= tol * max(1.0, want.abs().max().item())
+    assert len(calls) == 4 * len(model.encoder.layer) * len(list(batches()))
+
+
+class _Counting:
+    """Wraps torch.ops.mkldnn._linear_pointwise (and its .binary overload), recording each call."""
+
+    def __init__(self, op, calls):
+        self.op, self.calls = op, calls
+
+    def __call__(self, *args):
+        self.calls.append("unary")
+        return self.op(*args)
+
+    def binary(self, *args):
+        self.calls.append("binary")
+        return self.op.binary(*args)
+
+
+def test_fusion_is_skipped_where_it_cannot_apply(hf_model):
+    from e5kit.model.packed import fused_cpu_weights
+
+    assert fused_cpu_weights([torch.nn.Linear(4, 4).half()]) is None  # no fused fp16 on CPU
+    assert fused_cpu_weights([torch.nn.Identity()]) is None
+    quantized = TransformerEncoder(hf_model, 0, "mean", torch.device("cpu"), torch.float32, int8=True)
+    layer = quantized.runner.layers[0]
+    assert type(layer.up) is not torch.nn.Linear and layer.cpu_weights is None  # int8 keeps its own linears
+    ids = list(batches())[-1]  # and the int8 model still runs and stays close to fp32
+    ref = TransformerEncoder(hf_model, 0, "mean", torch.device("cpu"), torch.float32).embed(ids)
+    assert torch.nn.functional.cosine_similarity(quantized.embed(ids), ref).min().item() >= 0.9
+    fused = PackedBert(hf_model, fuse=True)  # with autograd on (trainable weights) the plain ops run
+    with torch.enable_grad():
+        out = fused(PackedBatch([[2, 5, 3]], torch.device("cpu")))
+    assert out.requires_grad and out.grad_fn is not None

@@ -110,7 +110,8 @@ class TransformerEncoder:
         self.backend = ("hf" if reason else "packed") if backend == "auto" else backend
         self.runner: torch.nn.Module = self.model
         if self.backend != "hf":
-            self.runner = PackedBert(self.model, attention="jagged" if self.backend == "jagged" else "padded")
+            self.runner = PackedBert(self.model, attention="jagged" if self.backend == "jagged" else "padded",
+                                     fuse=not int8)  # int8 swaps the linears for quantized ones below
             self.packed_pool = PACKED_POOLERS[pooling]
         if int8:
             if device.type != "cpu":
