@@ -32,16 +32,18 @@ def test_peak_rss_sees_an_allocation():
 
 def test_run_speed_rows_and_table(tiny_bert):
     texts = ["passage: the cell", "passage: water and fire " * 5, "passage: protein"]
-    runners = [B.e5kit_runner(tiny_bert, mode, torch.device("cpu"), 256, 64) for mode in ("fp32", "fp32-hf", "bf16")]
+    modes = ("fp32", "fp32-hf", "bf16", "int8")
+    runners = [B.e5kit_runner(tiny_bert, mode, torch.device("cpu"), 256, 64) for mode in modes]
     cfg = types.SimpleNamespace(hidden_size=32, intermediate_size=64, num_hidden_layers=2)
     rows = B.run_speed(runners, texts, lengths=[5, 20, 4], config=cfg, device=torch.device("cpu"), reps=2,
                        peaks={"float32": 1e9, "bfloat16": 2e9}, log=lambda _: None)
-    assert [r.name for r in rows] == ["e5kit fp32", "e5kit fp32-hf", "e5kit bf16"]
+    assert [r.name for r in rows] == ["e5kit fp32", "e5kit fp32-hf", "e5kit bf16", "e5kit int8"]
     assert rows[0].ratio_to_st == 1.0 and rows[0].max_abs_diff == 0.0
     assert rows[1].max_abs_diff <= 1e-5 and rows[2].min_cosine > 0.99
     assert all(len(r.all_seconds) == 2 and r.tokens_per_s > 0 and r.peak_rss_mb > 0 for r in rows)
+    assert rows[2].peak_fraction > 0 and np.isnan(rows[3].peak_fraction)  # int8 is not a fraction of fp32's peak
     table = B.markdown_table(rows)
-    assert table.count("\n") == 4 and "e5kit fp32-hf" in table
+    assert table.count("\n") == 5 and "e5kit fp32-hf" in table and "| n/a |" in table
     json.dumps(B.rows_json(rows))
 
 
