@@ -22,6 +22,7 @@ def batches():
     yield [[2, 3], [2, 9, 10, 11, 3]]  # shortest possible beside a longer one
     yield [list(rng.integers(5, 60, size=n)) for n in (64, 64, 64)]  # no padding at all
     yield [list(rng.integers(5, 60, size=n)) for n in rng.integers(1, 64, size=37)]  # ragged
+    yield [list(rng.integers(5, 60, size=n)) for n in (64, 64, 64, 40, 40, 9, 1)]  # sorted: full-width head + tail
 
 
 @pytest.mark.parametrize("backend", ["packed", "jagged"])
@@ -48,6 +49,15 @@ def test_numpy_ids_are_accepted(hf_model):
 def test_auto_backend_is_packed_for_bert(hf_model):
     enc = TransformerEncoder(hf_model, 0, "mean", torch.device("cpu"), torch.float32)
     assert enc.backend == "packed" and enc.model is hf_model  # the HF module stays, for save()
+
+
+def test_full_width_head_skips_the_padding_scatter():
+    sorted_batch = PackedBatch([[2, 5, 6, 3], [2, 7, 8, 3], [2, 9, 3], [2, 3]], torch.device("cpu"))
+    assert sorted_batch.head == 2 and sorted_batch.tail is not None
+    tail = sorted_batch.tail
+    assert (tail.batch, tail.width, tail.tokens, tail.head, tail.tail) == (2, 3, 5, 1, None)  # split once only
+    assert PackedBatch([[2, 3], [2, 5, 3]], torch.device("cpu")).tail is None  # shortest first: no head
+    assert PackedBatch([[2, 5, 3], [2, 6, 3]], torch.device("cpu")).tail is None  # no padding at all
 
 
 def test_bad_backend_and_empty_sequences(hf_model):

@@ -43,7 +43,7 @@ def supports_packed(hf_model: torch.nn.Module) -> str | None:
 class PackedBatch:
     """Index bookkeeping for one batch of token-id lists, built once and shared by all layers."""
 
-    def __init__(self, ids: Sequence[Sequence[int]], device: torch.device) -> None:
+    def __init__(self, ids: Sequence[Sequence[int]], device: torch.device, *, split: bool = True) -> None:
         lengths = [len(x) for x in ids]
         if not lengths or min(lengths) < 1:
             raise ValueError("every sequence needs at least one token")
@@ -67,6 +67,10 @@ class PackedBatch:
         padded = self.batch * self.width != self.tokens
         self.pad_slot = (~mask).flatten().nonzero().squeeze(1).to(device) if padded else None  # (B*T - N,)
         self.lengths = self.lengths.to(device)
+        # Length-sorted batches (longest first) often start with texts cut at the limit: those need no
+        # padding at all. `head` texts of full width run attention as they are; only the `tail` is scattered.
+        self.head = next((i for i, n in enumerate(lengths) if n != self.width), len(lengths))
+        self.tail = PackedBatch(ids[self.head:], device, split=False) if split and 0 < self.head < self.batch else None
 
 
 class PackedBert(torch.nn.Module):
@@ -140,15 +144,24 @@ class _PackedLayer(torch.nn.Module):
                 out = F.scaled_dot_product_attention(q, k, v)  # (B, h, j, d) jagged
             return out.transpose(1, 2).values().reshape(n, h * d)
         b, t = batch.batch, batch.width
+        if batch.tail is not None:  # full-width head as it is, padded attention for the shorter tail only
+            cut = batch.head * t
+            return torch.cat([self.attend_unpadded(qkv[:cut], batch.head, t),
+                              self.attend(qkv[cut:], batch.tail, mode)])
         if batch.pad_slot is None:  # every text as long as the longest: packed rows are already (B, T)
-            q, k, v = qkv.view(b, t, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, T, d)
-            return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, h * d)
+            return self.attend_unpadded(qkv, b, t)
         buf = qkv.new_empty(b * t, 3 * h * d)
         buf.index_fill_(0, batch.pad_slot, 0)  # finite keys/values under the mask (0 x NaN would poison the sum)
         buf.index_copy_(0, batch.slot, qkv)  # index_copy_/index_select: ~25-45% faster than []-indexing here
         q, k, v = buf.view(b, t, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, T, d)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=batch.key_mask)  # (B, h, T, d)
         return out.transpose(1, 2).reshape(b * t, h * d).index_select(0, batch.slot)
+
+    def attend_unpadded(self, qkv: torch.Tensor, b: int, t: int) -> torch.Tensor:
+        """Self-attention of (b * t, 3H) projections of b texts all t tokens long -> (b * t, H)."""
+        h, d = self.heads, self.head_dim
+        q, k, v = qkv.view(b, t, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, T, d)
+        return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b * t, h * d)
 
     def forward(self, x: torch.Tensor, batch: PackedBatch, mode: str) -> torch.Tensor:
         w = self.cpu_weights
