@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +34,14 @@ def _loss(reps):
     return info_nce(gather_with_grad(reps[0]), gather_with_grad(reps[1]), temperature=0.01)
 
 
+def _rows_loss(info, symmetric=False):
+    """What the trainer runs under DDP: each rank scores only its own queries against all passages."""
+    def fn(reps):
+        q, p = gather_with_grad(reps[0]), gather_with_grad(reps[1])
+        return info_nce(q, p, temperature=0.01, symmetric=symmetric, rows=local_slice(q.shape[0], info))
+    return fn
+
+
 def _worker(rank: int, world: int, model_dir: str, store: str, out_dir: str) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
@@ -43,32 +52,45 @@ def _worker(rank: int, world: int, model_dir: str, store: str, out_dir: str) -> 
     model = AutoModel.from_pretrained(model_dir).float().eval()
     model.pooler.requires_grad_(False)
     ddp = DistributedDataParallel(model, broadcast_buffers=False)
-    rows = local_slice(GLOBAL_BATCH, DistInfo(rank, world))
-    out = GradientCache(ddp, chunk_size=3).backward(_batches(AutoTokenizer.from_pretrained(model_dir),
-                                                             rows.start, rows.stop), _loss)
-    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    torch.save({"loss": out.loss.item(), "accuracy": out.accuracy, "grads": grads}, Path(out_dir) / f"rank{rank}.pt")
+    info = DistInfo(rank, world)
+    rows = local_slice(GLOBAL_BATCH, info)
+    batches = _batches(AutoTokenizer.from_pretrained(model_dir), rows.start, rows.stop)
+    result = {}
+    for name, loss_fn in (("full", _loss), ("rows", _rows_loss(info)), ("rows-sym", _rows_loss(info, True))):
+        model.zero_grad(set_to_none=True)
+        out = GradientCache(ddp, chunk_size=3).backward(batches, loss_fn)
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        result[name] = {"loss": out.loss.item(), "accuracy": out.accuracy, "grads": grads}
+    torch.save(result, Path(out_dir) / f"rank{rank}.pt")
     dist.destroy_process_group()
 
 
 def test_two_processes_equal_one_on_the_global_batch(tiny_model, tmp_path):
+    """Both ways of splitting the loss: every rank the full global loss, or (the trainer's) its own rows."""
     from transformers import AutoModel, AutoTokenizer
 
     torch.multiprocessing.spawn(_worker, args=(2, str(tiny_model), str(tmp_path / "store"), str(tmp_path)), nprocs=2)
-    model = AutoModel.from_pretrained(tiny_model).float().eval()
-    model.pooler.requires_grad_(False)
-    ref = full_batch_backward(model, _batches(AutoTokenizer.from_pretrained(tiny_model), 0, GLOBAL_BATCH), _loss)
-    ref_grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
-    for rank in (0, 1):
-        got = torch.load(tmp_path / f"rank{rank}.pt")
-        worst = max((got["grads"][k] - ref_grads[k]).abs().max().item() for k in ref_grads)
+    runs = [torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1)]
+    for name, symmetric in (("full", False), ("rows", False), ("rows-sym", True)):
+        model = AutoModel.from_pretrained(tiny_model).float().eval()
+        model.pooler.requires_grad_(False)
+        ref = full_batch_backward(model, _batches(AutoTokenizer.from_pretrained(tiny_model), 0, GLOBAL_BATCH),
+                                  lambda r, s=symmetric: info_nce(r[0], r[1], temperature=0.01, symmetric=s))
+        ref_grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
         scale = max(g.abs().max().item() for g in ref_grads.values())
-        print(f"DDP rank {rank}: loss {got['loss']:.8f} vs 1 process {ref.loss.item():.8f}; "
-              f"max |grad diff| {worst:.2e} (largest grad {scale:.2e})")
-        assert set(got["grads"]) == set(ref_grads)
-        assert got["loss"] == pytest.approx(ref.loss.item(), abs=1e-5)
-        assert got["accuracy"] == ref.accuracy
-        assert worst <= 1e-5 * max(1.0, scale)
+        for rank, run in enumerate(runs):
+            got = run[name]
+            worst = max((got["grads"][k] - ref_grads[k]).abs().max().item() for k in ref_grads)
+            print(f"DDP {name} rank {rank}: loss {got['loss']:.8f} vs 1 process {ref.loss.item():.8f}; "
+                  f"max |grad diff| {worst:.2e} (largest grad {scale:.2e})")
+            assert set(got["grads"]) == set(ref_grads)
+            assert worst <= 1e-5 * max(1.0, scale)
+        if name == "full":  # every rank computed the global loss itself
+            assert all(run[name]["loss"] == pytest.approx(ref.loss.item(), abs=1e-5) for run in runs)
+            assert all(run[name]["accuracy"] == ref.accuracy for run in runs)
+        else:  # equal slices: the mean of the ranks' losses and accuracies is the global one
+            assert sum(run[name]["loss"] for run in runs) / 2 == pytest.approx(ref.loss.item(), abs=1e-5)
+            assert sum(run[name]["accuracy"] for run in runs) / 2 == pytest.approx(ref.accuracy)
 
 
 def test_local_slice():
@@ -104,3 +126,10 @@ def test_torchrun_training_matches_single_process(tiny_model, tmp_path):
     worst = max((a[k] - b[k]).abs().max().item() for k in a)
     print(f"torchrun 2 processes vs 1 process after 3 AdamW steps: max |weight diff| {worst:.2e}")
     assert worst <= 1e-5
+    # each rank scores only its own queries; the logged loss/accuracy are averaged over ranks = the global ones
+    logged = [[json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+              for run in ("one", "two")]
+    assert [r["step"] for r in logged[0]] == [r["step"] for r in logged[1]] == [1, 2, 3]
+    for one, two in zip(*logged, strict=True):
+        assert two["loss"] == pytest.approx(one["loss"], abs=1e-5)
+        assert two["accuracy"] == pytest.approx(one["accuracy"])

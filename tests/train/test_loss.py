@@ -61,3 +61,27 @@ def test_gradients_flow_to_both_sides():
 def test_bad_inputs(kwargs, match):
     with pytest.raises(ValueError, match=match):
         info_nce(**kwargs)
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_row_slices_add_up_to_the_full_loss(symmetric):
+    """Row slices (one per DDP rank) are means over their rows: their average is the full loss, and
+    so is the gradient of their sum divided by the number of slices."""
+    q, p, negs = _emb(6).requires_grad_(), _emb(6, seed=6).requires_grad_(), _emb(12, seed=7)
+    full = info_nce(q, p, negatives=negs, temperature=0.05, symmetric=symmetric)
+    full.loss.backward()
+    want_q, want_p = q.grad.clone(), p.grad.clone()
+    q.grad = p.grad = None
+    parts = [info_nce(q, p, negatives=negs, temperature=0.05, symmetric=symmetric, rows=slice(a, a + 2))
+             for a in (0, 2, 4)]
+    assert sum(o.loss.item() for o in parts) / 3 == pytest.approx(full.loss.item(), rel=1e-6)
+    assert sum(o.accuracy for o in parts) / 3 == pytest.approx(full.accuracy)
+    (sum(o.loss for o in parts) / 3).backward()
+    assert torch.allclose(q.grad, want_q, atol=1e-6) and torch.allclose(p.grad, want_p, atol=1e-6)
+    assert info_nce(q, p, rows=slice(0, 6)).loss.item() == pytest.approx(info_nce(q, p).loss.item())
+
+
+@pytest.mark.parametrize("rows", [slice(0, 0), slice(4, 2), slice(0, 7), slice(0, 4, 2), slice(-2, None), (0, 2)])
+def test_bad_row_slices_are_refused(rows):
+    with pytest.raises(ValueError, match="rows must be"):
+        info_nce(_emb(6), _emb(6, seed=1), rows=rows)

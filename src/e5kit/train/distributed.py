@@ -1,9 +1,11 @@
 """torch.distributed glue: start-up under torchrun, and a gather that lets gradients flow back.
 
-Every rank computes the same global loss over the gathered embeddings. The backward of
+Each rank scores its own queries against all gathered passages (info_nce's `rows`), with the mean
+over its rows as its loss: the ranks' losses sum to world_size x the global loss. The backward of
 torch.distributed.nn.functional.all_gather sums the gradients of all ranks into each rank's local
 rows (world_size x dL/d local), and DistributedDataParallel then averages parameter gradients over
-ranks, so each rank ends with exactly the single-process gradient of the global batch.
+ranks, so each rank ends with exactly the single-process gradient of the global batch, while holding
+only a (B / world, B) slice of the score matrix.
 """
 
 from __future__ import annotations
@@ -55,3 +57,12 @@ def local_slice(n: int, info: DistInfo) -> slice:
         raise ValueError(f"global batch_size {n} is not divisible by world size {info.world_size}")
     per = n // info.world_size
     return slice(info.rank * per, (info.rank + 1) * per)
+
+
+def mean_over_ranks(values: list[float], device: torch.device) -> list[float]:
+    """Each value averaged over all ranks (for logging a global loss/accuracy from per-rank ones)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return (t / dist.get_world_size()).tolist()

@@ -18,7 +18,7 @@ import torch
 from e5kit.model.prompts import add_prefix
 from e5kit.train.config import TrainConfig, save_config
 from e5kit.train.data import Pair, PairStream
-from e5kit.train.distributed import DistInfo, gather_with_grad, init_distributed, local_slice
+from e5kit.train.distributed import DistInfo, gather_with_grad, init_distributed, local_slice, mean_over_ranks
 from e5kit.train.gradcache import GradientCache, TokenBatch, full_batch_backward
 from e5kit.train.init import initial_model, prepare_for_training
 from e5kit.train.loss import ContrastiveOutput, info_nce
@@ -138,7 +138,9 @@ class Trainer:
     def _loss(self, reps: list[torch.Tensor]) -> ContrastiveOutput:
         q, p = gather_with_grad(reps[0]), gather_with_grad(reps[1])
         negs = gather_with_grad(reps[2]) if len(reps) > 2 else None
-        return info_nce(q, p, negatives=negs, temperature=self.cfg.temperature, symmetric=self.cfg.symmetric)
+        rows = local_slice(q.shape[0], self.info) if self.info.enabled else None  # this rank's queries only
+        return info_nce(q, p, negatives=negs, temperature=self.cfg.temperature, symmetric=self.cfg.symmetric,
+                        rows=rows)
 
     def step(self, step: int) -> dict[str, float]:
         """One optimisation step on the next global batch; returns its metrics."""
@@ -155,9 +157,10 @@ class Trainer:
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
+        loss, accuracy = mean_over_ranks([float(out.loss), out.accuracy], self.device)  # each rank saw its rows
         seconds = time.perf_counter() - t0
         tokens = sum(int(b["attention_mask"].sum()) for b in batches) * self.info.world_size
-        return {"loss": float(out.loss), "accuracy": out.accuracy, "lr": lr, "grad_norm": float(norm),
+        return {"loss": loss, "accuracy": accuracy, "lr": lr, "grad_norm": float(norm),
                 "pairs_per_s": cfg.batch_size / seconds, "tokens_per_s": tokens / seconds, "step_seconds": seconds}
 
     # -- checkpoints ----------------------------------------------------------------------------------
