@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -93,12 +92,7 @@ class E5:
     @cached_property
     def fingerprint(self) -> str:
         """sha256 over config and weights files: identifies the exact weights in caches and results."""
-        digest = hashlib.sha256()
-        for file in ("config.json", self.checkpoint.weights_file):
-            with open(self.checkpoint.path / file, "rb") as fh:
-                while block := fh.read(1 << 22):
-                    digest.update(block)
-        return digest.hexdigest()
+        return self.checkpoint.fingerprint()
 
     def info(self) -> dict[str, Any]:
         """Everything a result or a server's /info needs to say which model made an embedding."""

@@ -84,3 +84,37 @@ def test_bm25_refuses_sts_and_report_unknown_model(datasets, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["report", str(empty)]) == 1
+
+
+def test_stale_results_are_recomputed_not_reused(datasets, tmp_path, caplog):
+    """A folder retrained in place, another precision, changed options or a broken file: recompute."""
+    import logging
+
+    from tests.conftest import make_tiny_bert
+
+    ckpt = make_tiny_bert(tmp_path / "ckpt", name="retrained", seed=2)
+    out = tmp_path / "results"
+    args = ["eval", "--model", str(ckpt), "--tasks", f"sts:{datasets['sts']}", "--output", str(out), "--no-progress"]
+    assert main(args) == 0
+    path = next(out.glob("*/minists.json"))
+    first = json.loads(path.read_text())
+
+    def rerun(extra=(), expect_rewrite=True, why=""):
+        before = path.stat().st_mtime_ns
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="e5kit"):
+            assert main(args + list(extra)) == 0
+        assert (path.stat().st_mtime_ns != before) == expect_rewrite
+        assert why in caplog.text
+
+    rerun(expect_rewrite=False)  # nothing changed: reused
+    make_tiny_bert(tmp_path / "ckpt", name="retrained", seed=9)  # same folder, new weights
+    rerun(why="weights changed")
+    second = json.loads(path.read_text())
+    assert second["model"]["fingerprint"] != first["model"]["fingerprint"]
+    assert second["main_score_value"] != first["main_score_value"]
+    rerun(["--precision", "bf16"], why="computed in fp32, this run asks for bf16")
+    rerun(["--precision", "bf16"], expect_rewrite=False)
+    rerun(why="computed in bf16, this run asks for fp32")  # no precision asked means the default, fp32
+    path.write_text("{not json")
+    rerun(why="unreadable")

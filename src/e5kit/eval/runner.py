@@ -101,13 +101,14 @@ def evaluate(model: str, tasks: Sequence[str], *, output: str | os.PathLike[str]
         specs = [replace(s, options={**s.options, "ignore_identical_ids": ignore_identical_ids})
                  if s.task_type == "retrieval" else s for s in specs]
     loaded: DenseModel | BM25Model | None = None
+    current = _Current(model, precision, device)
     results = []
     for i, spec in enumerate(specs, start=1):
         path = result_path(output, model, spec.name)
-        reused = path.is_file() and not overwrite
+        result = None if overwrite else _reusable(path, spec, current)
+        reused = result is not None
         if reused:
             log.info("[%d/%d] %s: reusing %s", i, len(specs), spec.name, path)
-            result = json.loads(path.read_text(encoding="utf-8"))
         else:
             if loaded is None:
                 loaded = load_eval_model(model, device=device, precision=precision, batch_tokens=batch_tokens,
@@ -121,3 +122,53 @@ def evaluate(model: str, tasks: Sequence[str], *, output: str | os.PathLike[str]
         if on_result is not None:
             on_result(result, reused)
     return results
+
+
+class _Current:
+    """What a stored result must match to be reused: the weights on disk now, and the precision asked for."""
+
+    def __init__(self, model: str, precision: str | None, device: str | None) -> None:
+        self.model, self.precision, self.device = model, precision, device
+        self._fingerprint: str | None = None
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The checkpoint's weights fingerprint (None for BM25); hashed once, without loading the model."""
+        if self._fingerprint is None and model_slug(self.model) != "bm25":
+            from e5kit.model.checkpoint import read_checkpoint
+
+            self._fingerprint = read_checkpoint(self.model).fingerprint()
+        return self._fingerprint
+
+    def concrete_precision(self) -> str:
+        """The mode this run computes in (None -> the default fp32, 'auto' -> this hardware's pick)."""
+        from e5kit.encode.precision import resolve_device, resolve_precision
+
+        return resolve_precision(self.precision, resolve_device(self.device))
+
+
+def _reusable(path: Path, spec: DatasetSpec, current: _Current) -> dict[str, Any] | None:
+    """The stored result at `path` when it still describes this model and task, else None (and why, logged).
+
+    A folder retrained in place, another precision, or changed task options make a stored score
+    wrong for this run, so it is recomputed rather than silently reported.
+    """
+    if not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+        stored = result["model"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: stored result %s is unreadable (%s); recomputing", spec.name, path, exc)
+        return None
+    reason = None
+    if result.get("options", {}) != spec.options:
+        reason = f"task options changed ({result.get('options')} -> {spec.options})"
+    elif current.fingerprint is not None and stored.get("fingerprint") != current.fingerprint:
+        reason = "the checkpoint's weights changed since it was written"
+    elif current.fingerprint is not None and result.get("precision") != (want := current.concrete_precision()):
+        reason = f"it was computed in {result.get('precision')}, this run asks for {want}"
+    if reason:
+        log.warning("%s: not reusing %s: %s; recomputing", spec.name, path, reason)
+        return None
+    return result
