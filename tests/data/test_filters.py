@@ -142,3 +142,21 @@ def test_filter_rules_steps_can_be_switched_off(tmp_path):
         filter_rules(tmp_path / "raw", tmp_path / "raw", cfg)
     with pytest.raises(ValueError, match="near_threshold"):
         RuleConfig(near_threshold=0)
+
+
+def test_filter_rules_mixes_input_folders_by_size(tmp_path):
+    """Two sources in, one stream out: mixed 3:1 by size throughout, not one folder after the other."""
+    for name, n in (("big", 300), ("small", 100)):
+        with PairWriter(tmp_path / name) as w:
+            for i in range(n):
+                w.write(P(f"{name} query number {i}", f"{name} passage text number {i} with some words", name))
+    cfg = RuleConfig(english=False, exact_dedup=False, near_dedup=False, decontaminate=False)
+    rep = filter_rules([tmp_path / "big", tmp_path / "small"], tmp_path / "out", cfg, progress=False)
+    assert rep["kept"] == 400
+    sources = [p.source for p in iter_pairs(tmp_path / "out")]
+    assert sources.count("big") == 300 and sources.count("small") == 100
+    for start in range(0, 400, 40):  # every window of 40 holds both, near 3:1
+        window = sources[start:start + 40]
+        assert 26 <= window.count("big") <= 34
+    queries = [p.query for p in iter_pairs(tmp_path / "out") if p.source == "small"]
+    assert queries == [f"small query number {i}" for i in range(100)]  # each source keeps its own order

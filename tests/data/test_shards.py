@@ -98,3 +98,16 @@ def test_reader_errors(tmp_path):
     bad.write_text('{"query": "q", "passage": "p", "source": "s"}\n{"query": 1}\n')
     with pytest.raises(InputFormatError, match="record 2"):
         list(iter_pairs(bad))
+
+
+def test_interleave_mixes_by_weight_and_keeps_every_item():
+    from e5kit.data.shards import interleave
+
+    out = list(interleave([iter("aaaaaa"), iter("bb"), iter("")], [3.0, 1.0, 5.0]))
+    assert sorted(out) == sorted("aaaaaabb") and out[:4].count("b") == 1
+    assert list(interleave([iter([1, 2]), iter([3])], [1, 100])) == [3, 1, 2]  # an early-exhausted stream drops out
+    assert list(interleave([], [])) == []
+    with pytest.raises(ValueError, match="one weight > 0 per stream"):
+        list(interleave([iter("a")], [0]))
+    with pytest.raises(ValueError, match="one weight > 0 per stream"):
+        list(interleave([iter("a"), iter("b")], [1]))

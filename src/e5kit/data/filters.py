@@ -11,12 +11,13 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from e5kit.data.decontaminate import Decontaminator, text_key
 from e5kit.data.pairs import Pair, normalize_text
-from e5kit.data.shards import DEFAULT_SHARD_BYTES, PairWriter, iter_shard, list_shards, write_json_atomic
+from e5kit.data.shards import DEFAULT_SHARD_BYTES, PairWriter, interleave, iter_shard, list_shards, write_json_atomic
 
 log = logging.getLogger("e5kit")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -254,7 +255,12 @@ def filter_rules(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     cfg = cfg or RuleConfig()
     part_t = parse_part(part)
     srcs = [src] if isinstance(src, (str, os.PathLike)) else list(src)
-    shards = [s for folder in srcs for s in list_shards(folder)][part_t[0]::part_t[1]]
+    listed = [(k, s) for k, folder in enumerate(srcs) for s in list_shards(folder)][part_t[0]::part_t[1]]
+    groups = [[s for k, s in listed if k == j] for j in range(len(srcs))]
+    groups = [g for g in groups if g]
+    # one stream per input folder, mixed by size, so the output is not one source after another
+    pairs = interleave([chain.from_iterable(map(iter_shard, g)) for g in groups],
+                       [max(1, sum(s.stat().st_size for s in g)) for g in groups])
     if any(Path(out).resolve() == Path(s).resolve() for s in srcs):
         raise ValueError(f"output folder {out} must differ from the input folders")
     steps, decon = make_filters(cfg)
@@ -264,26 +270,25 @@ def filter_rules(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     bar = tqdm(unit="pair", desc="rule filters", disable=progress is False)
     with _one_blas_thread(), PairWriter(out, fmt=fmt, shard_bytes=shard_bytes, prefix=prefix, resume=False,
                     info={"from": [str(s) for s in srcs], "filters": names}) as writer:
-        for shard in shards:
-            for pair in iter_shard(shard):
-                report.input += 1
-                report.by_source[pair.source]["input"] += 1
-                reason = None
-                for step in steps:
-                    reason = step(pair)
-                    if reason:
-                        report.steps[step.name][reason] += 1  # type: ignore[attr-defined]
-                        report.by_source[pair.source][reason] += 1
-                        # no examples of evaluation text: the report must not carry it around
-                        if not reason.startswith("eval_") and len(report.examples[reason]) < cfg.examples_per_reason:
-                            report.examples[reason].append({"query": pair.query[:200],
-                                                            "passage": pair.passage[:300], "source": pair.source})
-                        break
-                if reason is None:
-                    writer.write(pair)
-                    report.kept += 1
-                    report.by_source[pair.source]["kept"] += 1
-                bar.update(1)
+        for pair in pairs:
+            report.input += 1
+            report.by_source[pair.source]["input"] += 1
+            reason = None
+            for step in steps:
+                reason = step(pair)
+                if reason:
+                    report.steps[step.name][reason] += 1  # type: ignore[attr-defined]
+                    report.by_source[pair.source][reason] += 1
+                    # no examples of evaluation text: the report must not carry it around
+                    if not reason.startswith("eval_") and len(report.examples[reason]) < cfg.examples_per_reason:
+                        report.examples[reason].append({"query": pair.query[:200],
+                                                        "passage": pair.passage[:300], "source": pair.source})
+                    break
+            if reason is None:
+                writer.write(pair)
+                report.kept += 1
+                report.by_source[pair.source]["kept"] += 1
+            bar.update(1)
     bar.close()
     result = report.to_dict(names)
     result["config"] = asdict(cfg)

@@ -9,11 +9,12 @@ store `meta` as a JSON string (its keys differ between sources).
 from __future__ import annotations
 
 import gzip
+import heapq
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from e5kit.data.pairs import Pair
 from e5kit.errors import E5kitError, InputFormatError
@@ -22,6 +23,7 @@ from e5kit.io.records import iter_jsonl
 FORMATS = ("jsonl.gz", "parquet")
 SHARD_SUFFIXES = (".jsonl.gz", ".jsonl", ".parquet")
 DEFAULT_SHARD_BYTES = 256 << 20
+T = TypeVar("T")
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
@@ -232,3 +234,26 @@ def iter_pairs(path: str | os.PathLike[str]) -> Iterator[Pair]:
     """Every pair under a shard folder (or in one shard file), in shard order, streamed."""
     for shard in list_shards(path):
         yield from iter_shard(shard)
+
+
+def interleave(streams: Sequence[Iterator[T]], weights: Sequence[float]) -> Iterator[T]:
+    """Every item of every stream once, mixed in proportion to `weights` (deterministic).
+
+    Stream i's k-th item is due at (k + 0.5) / weights[i]; the earliest due goes next. Folders of
+    different sources written one after another would otherwise reach a trainer's shuffle buffer as
+    long single-source runs.
+    """
+    if len(streams) != len(weights) or any(not w > 0 for w in weights):
+        raise ValueError(f"need one weight > 0 per stream, got {list(weights)} for {len(streams)} streams")
+    heap = [(0.5 / w, i) for i, w in enumerate(weights)]
+    heapq.heapify(heap)
+    counts = [0] * len(streams)
+    done = object()
+    while heap:
+        _, i = heapq.heappop(heap)
+        item = next(streams[i], done)
+        if item is done:
+            continue
+        yield item  # type: ignore[misc]
+        counts[i] += 1
+        heapq.heappush(heap, ((counts[i] + 0.5) / weights[i], i))
