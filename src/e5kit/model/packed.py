@@ -61,16 +61,18 @@ class PackedBatch:
         self.offsets = offsets.to(device)
         self.seq_id = seq_id.to(device)
         self.positions = positions.to(device)
-        self.slot = (seq_id * self.width + positions).to(device)  # (N,) row in the (B*T) padded layout
-        mask = torch.arange(self.width)[None, :] < self.lengths[:, None]  # (B, T)
-        self.key_mask = mask[:, None, None, :].to(device)  # (B, 1, 1, T) True = attend
-        padded = self.batch * self.width != self.tokens
-        self.pad_slot = (~mask).flatten().nonzero().squeeze(1).to(device) if padded else None  # (B*T - N,)
-        self.lengths = self.lengths.to(device)
         # Length-sorted batches (longest first) often start with texts cut at the limit: those need no
         # padding at all. `head` texts of full width run attention as they are; only the `tail` is scattered.
         self.head = next((i for i, n in enumerate(lengths) if n != self.width), len(lengths))
         self.tail = PackedBatch(ids[self.head:], device, split=False) if split and 0 < self.head < self.batch else None
+        # The padded (B, T) layout for attention, needed only when the batch is padded and not split.
+        self.slot = self.key_mask = self.pad_slot = None
+        if self.tail is None and self.batch * self.width != self.tokens:
+            self.slot = (seq_id * self.width + positions).to(device)  # (N,) row in the (B*T) padded layout
+            mask = torch.arange(self.width)[None, :] < self.lengths[:, None]  # (B, T)
+            self.key_mask = mask[:, None, None, :].to(device)  # (B, 1, 1, T) True = attend
+            self.pad_slot = (~mask).flatten().nonzero().squeeze(1).to(device)  # (B*T - N,)
+        self.lengths = self.lengths.to(device)
 
 
 class PackedBert(torch.nn.Module):
@@ -148,7 +150,7 @@ class _PackedLayer(torch.nn.Module):
             cut = batch.head * t
             return torch.cat([self.attend_unpadded(qkv[:cut], batch.head, t),
                               self.attend(qkv[cut:], batch.tail, mode)])
-        if batch.pad_slot is None:  # every text as long as the longest: packed rows are already (B, T)
+        if batch.slot is None:  # every text as long as the longest: packed rows are already (B, T)
             return self.attend_unpadded(qkv, b, t)
         buf = qkv.new_empty(b * t, 3 * h * d)
         buf.index_fill_(0, batch.pad_slot, 0)  # finite keys/values under the mask (0 x NaN would poison the sum)
