@@ -152,3 +152,28 @@ def test_fusion_is_skipped_where_it_cannot_apply(hf_model):
     with torch.enable_grad():
         out = fused(PackedBatch([[2, 5, 3]], torch.device("cpu")))
     assert out.requires_grad and out.grad_fn is not None
+
+
+def test_bucket_rows_bounds_waste_and_shape_count():
+    from e5kit.model.packed import bucket_rows
+
+    sizes = [bucket_rows(n) for n in range(1, 16385)]
+    assert all(0 <= b - n <= max(15, n / 16) for n, b in zip(range(1, 16385), sizes, strict=True))
+    assert sizes == sorted(sizes) and bucket_rows(16384) == 16384 and bucket_rows(1) == 16
+    assert len(set(sizes)) <= 16 * 11  # ~16 row counts per doubling: oneDNN's kernel cache stays small
+
+
+def test_fused_forward_pads_rows_to_a_bucket_and_drops_them(hf_model):
+    """The padded rows never reach attention or the output: equal to the unfused, unpadded forward."""
+    from e5kit.model import packed as packed_mod
+
+    if packed_mod._LINEAR_POINTWISE is None:
+        pytest.skip("this torch build has no oneDNN fused linear (mkldnn._linear_pointwise)")
+    ids = [[2] + [7 + i % 40 for i in range(n)] + [3] for n in (61, 50, 33, 20, 3)]  # 177 tokens -> 192 rows
+    batch = PackedBatch(ids, torch.device("cpu"))
+    assert batch.tokens == 177 and packed_mod.bucket_rows(177) == 192
+    with torch.inference_mode():
+        got = PackedBert(hf_model, fuse=True).eval()(batch)
+        want = PackedBert(hf_model, fuse=False).eval()(batch)
+    assert got.shape == want.shape == (177, hf_model.config.hidden_size)
+    assert (got - want).abs().max().item() <= 1e-5
