@@ -225,7 +225,7 @@ def fused_cpu_weights(linears: Sequence[torch.nn.Module]) -> list[torch.Tensor] 
     None (the plain path) off CPU, for dtypes other than fp32/bf16, for quantized layers, or without
     oneDNN. Reordering once saves a weight reorder on every call; fusing saves the passes that add the
     bias, apply GELU and add the residual. Measured on the 2-vCPU dev VM (benchmarks/bench_fusion.py):
-    1.10-1.17x per forward on all-MiniLM-L6-v2 and the BERT-base shape, fp32 and bf16; max |diff| of
+    1.07-1.28x per forward on all-MiniLM-L6-v2 and the BERT-base shape, fp32 and bf16; max |diff| of
     the hidden states to the plain path ~6e-6 in fp32. Costs one extra copy of the linear weights, and
     is a snapshot: weights changed in place afterwards are not seen (build a new PackedBert).
     """

@@ -42,9 +42,14 @@ def init_distributed(device_type: str) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def _world_size() -> int:
+    """Ranks in the running process group; 1 when there is none."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """All ranks' rows of `x` concatenated in rank order; gradients flow back to each rank's own rows."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if _world_size() == 1:
         return x
     from torch.distributed.nn.functional import all_gather
 
@@ -61,8 +66,9 @@ def local_slice(n: int, info: DistInfo) -> slice:
 
 def mean_over_ranks(values: list[float], device: torch.device) -> list[float]:
     """Each value averaged over all ranks (for logging a global loss/accuracy from per-rank ones)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    world = _world_size()
+    if world == 1:
         return values
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
-    return (t / dist.get_world_size()).tolist()
+    return (t / world).tolist()
