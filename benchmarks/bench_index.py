@@ -169,7 +169,8 @@ def clustered_blocks(n: int, dim: int, *, clusters: int = 1000, block: int = 100
 def vector_index(folder: Path, n: int, dim: int, shard_size: int = 65536) -> None:
     """An index folder of synthetic vectors (no model), written and merged as a build would."""
     from e5kit.index.build import merge_index
-    from e5kit.index.layout import FORMAT, IndexLayout, IndexSettings, write_json
+    from e5kit.index.layout import FORMAT, IndexLayout, IndexSettings
+    from e5kit.io.atomic import atomic_write_json
 
     settings = IndexSettings(model="synthetic", model_fingerprint="0" * 64, revision=None, prompts={},
                              passage_prefix="", query_prefix="", precision="fp32", dim=dim, max_seq_length=8,
@@ -194,7 +195,7 @@ def vector_index(folder: Path, n: int, dim: int, shard_size: int = 65536) -> Non
     if len(buf):
         flush(buf)
     layout.slice_dir.mkdir(parents=True, exist_ok=True)
-    write_json(layout.slice_dir / "0-of-1.json", {"slice": [0, 1], "docs": n, "shards": len(hashes),
+    atomic_write_json(layout.slice_dir / "0-of-1.json", {"slice": [0, 1], "docs": n, "shards": len(hashes),
                                                   "shard_sha256": hashes, "base_shards": 0, "sources": []})
     merge_index(folder, checksums=False)
 

@@ -16,15 +16,15 @@ import time
 
 
 def start(args) -> None:
-    from e5kit.model.save import write_checkpoint
+    from e5kit.model.save import InferenceSpec, write_checkpoint
     from e5kit.train.config import load_config
     from e5kit.train.init import initial_model
 
     cfg = load_config(args.config, args.overrides)
     model, tok = initial_model(cfg)
     prompts = {"query": cfg.query_prefix, "passage": cfg.passage_prefix}
-    write_checkpoint(args.out, model, tok, max_seq_length=min(512, model.config.max_position_embeddings),
-                     prompts=prompts, extra_files={"train_config.json": cfg.to_dict()})
+    spec = InferenceSpec(min(512, model.config.max_position_embeddings), prompts)
+    write_checkpoint(args.out, model, tok, spec, extra_files={"train_config.json": cfg.to_dict()})
     print(args.out)
 
 

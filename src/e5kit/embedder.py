@@ -176,8 +176,17 @@ class E5:
         bn = b2 / np.maximum(np.linalg.norm(b2, axis=1, keepdims=True), 1e-12)
         return an @ bn.T
 
-    def save(self, folder: str | os.PathLike[str]) -> Path:
-        """Write Hugging Face + sentence-transformers layout with prompts, loadable by both and by E5."""
-        from e5kit.model.save import save_checkpoint
+    def save(self, folder: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write Hugging Face + sentence-transformers layout with prompts, loadable by both and by E5.
 
-        return save_checkpoint(self, Path(folder))
+        Weights are saved in fp32 (re-read from disk when this model runs in a lower precision). A
+        non-empty `folder` is refused unless `overwrite`; then only the checkpoint's own files are replaced.
+        """
+        from e5kit.model.encoder import load_hf_model
+        from e5kit.model.save import InferenceSpec, check_target, write_checkpoint
+
+        folder = Path(folder)
+        check_target(folder, overwrite=overwrite)  # before re-reading weights
+        model = self.engine.encoder.model if self.precision == "fp32" else load_hf_model(self.checkpoint)
+        spec = InferenceSpec(self.max_seq_length, self.prompts, self.checkpoint.pooling, self.checkpoint.normalize)
+        return write_checkpoint(folder, model, self.engine.tokenizer.hf, spec, overwrite=overwrite)

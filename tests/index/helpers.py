@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from e5kit.index.build import merge_index
-from e5kit.index.layout import FORMAT, IndexLayout, IndexSettings, write_json
+from e5kit.index.layout import FORMAT, IndexLayout, IndexSettings
+from e5kit.io.atomic import atomic_write_json
 
 WORDS = (
     "the a of and to in is was for on with what how why protein cell cells water fire earth light dark big small"
@@ -64,7 +65,7 @@ def index_from_vectors(
         hashes.append(hashlib.sha256(json.dumps(ids).encode()).hexdigest())
         layout.write_shard(j, s, ids, vectors[s : s + shard_size], settings, hashes[-1])
     layout.slice_dir.mkdir(parents=True, exist_ok=True)
-    write_json(
+    atomic_write_json(
         layout.slice_dir / "0-of-1.json",
         {
             "slice": [0, 1],

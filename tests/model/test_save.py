@@ -55,10 +55,45 @@ def test_model_saved_by_sentence_transformers_loads_with_same_vectors(minilm_pat
     assert np.abs(e5.encode(texts) - st.encode(texts, convert_to_numpy=True)).max() <= 1e-5
 
 
-def test_save_overwrites_atomically(tiny_e5, tmp_path):
+def test_save_refuses_a_non_empty_folder_and_a_file(tiny_e5, tmp_path):
+    """Issue 13.1: saving never deletes what the user did not ask to."""
     e5 = E5(tiny_e5)
     target = tmp_path / "saved"
     target.mkdir()
-    (target / "stale.txt").write_text("old")
-    e5.save(target)
-    assert not (target / "stale.txt").exists() and (target / "model.safetensors").exists()
+    (target / "notes.txt").write_text("mine")
+    (target / "sub").mkdir()
+    (target / "sub" / "data.bin").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match="not empty.*overwrite=True"):
+        e5.save(target)
+    assert sorted(p.name for p in target.rglob("*")) == ["data.bin", "notes.txt", "sub"]
+    a_file = tmp_path / "x.txt"
+    a_file.write_text("keep")
+    with pytest.raises(FileExistsError, match="is a file"):
+        e5.save(a_file)
+    assert a_file.read_text() == "keep"
+
+
+def test_save_overwrite_replaces_only_checkpoint_files(tiny_e5, tmp_path):
+    e5 = E5(tiny_e5)
+    target = e5.save(tmp_path / "saved")
+    (target / "notes.txt").write_text("mine")
+    (target / "config_sentence_transformers.json").write_text("{}")  # a stale file of ours
+    e5.save(target, overwrite=True)
+    assert (target / "notes.txt").read_text() == "mine"
+    assert json.loads((target / "config_sentence_transformers.json").read_text())["prompts"] == e5.prompts
+    assert not list(tmp_path.glob(".*tmp"))
+    np.testing.assert_allclose(E5(target).encode(["a b"]), e5.encode(["a b"]), atol=1e-6)
+
+
+def test_saved_files_follow_the_umask(tiny_e5, tmp_path):
+    """Issue 13.28: another user or a service can read a saved model (0644 under umask 022)."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        folder = E5(tiny_e5).save(tmp_path / "saved")
+    finally:
+        os.umask(old)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert path.stat().st_mode & 0o044 == 0o044, f"{path.name} is {oct(path.stat().st_mode)}"

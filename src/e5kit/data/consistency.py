@@ -27,8 +27,8 @@ from e5kit.data.shards import (
     iter_shard,
     list_shards,
     read_manifest,
-    write_json_atomic,
 )
+from e5kit.io.atomic import atomic_save_npy, atomic_write_json, atomic_write_text
 
 log = logging.getLogger("e5kit")
 
@@ -174,13 +174,9 @@ def _pool(out: Path, pool_src: Any, pool_size: int, seed: int, encoder: PairEnco
 def _save_pool(out: Path, tag: dict[str, Any], texts: list[str], emb: np.ndarray) -> None:
     out = out / "pool"  # beside the kept shards, but not among them
     out.mkdir(exist_ok=True)
-    tmp = out / "pool.npy.tmp"
-    with open(tmp, "wb") as fh:
-        np.save(fh, emb)
-    os.replace(tmp, out / "pool.npy")
-    (out / "texts.jsonl.tmp").write_text("".join(json.dumps(t) + "\n" for t in texts), encoding="utf-8")
-    os.replace(out / "texts.jsonl.tmp", out / "texts.jsonl")
-    write_json_atomic(out / "pool.json", tag)
+    atomic_save_npy(out / "pool.npy", emb)
+    atomic_write_text(out / "texts.jsonl", "".join(json.dumps(t) + "\n" for t in texts))
+    atomic_write_json(out / "pool.json", tag)
 
 
 def consistency_filter(src: str | os.PathLike[str], out: str | os.PathLike[str], *, model: str | PairEncoder,
@@ -264,5 +260,5 @@ def _report(out_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
     n_kept = sum(c["kept"] for c in by_source.values())
     report = {**settings, "input": n_in, "kept": n_kept, "kept_fraction": n_kept / n_in if n_in else 0.0,
               "by_source": by_source}
-    write_json_atomic(out_dir / "report-consistency.json", report)
+    atomic_write_json(out_dir / "report-consistency.json", report)
     return report

@@ -17,7 +17,8 @@ from typing import Any
 
 from e5kit.data.decontaminate import Decontaminator, text_key
 from e5kit.data.pairs import Pair, normalize_text
-from e5kit.data.shards import DEFAULT_SHARD_BYTES, PairWriter, interleave, iter_shard, list_shards, write_json_atomic
+from e5kit.data.shards import DEFAULT_SHARD_BYTES, PairWriter, interleave, iter_shard, list_shards
+from e5kit.io.atomic import atomic_write_json
 
 log = logging.getLogger("e5kit")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -295,5 +296,5 @@ def filter_rules(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     if decon is not None:
         result["decontamination"] = decon.summary()
     suffix = "" if part_t[1] == 1 else f"-part{part_t[0]:03d}of{part_t[1]:03d}"
-    write_json_atomic(Path(out) / f"report-rules{suffix}.json", result)
+    atomic_write_json(Path(out) / f"report-rules{suffix}.json", result)
     return result

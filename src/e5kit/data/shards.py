@@ -18,20 +18,13 @@ from typing import IO, Any, TypeVar
 
 from e5kit.data.pairs import Pair
 from e5kit.errors import E5kitError, InputFormatError
+from e5kit.io.atomic import atomic_write_json
 from e5kit.io.records import iter_jsonl
 
 FORMATS = ("jsonl.gz", "parquet")
 SHARD_SUFFIXES = (".jsonl.gz", ".jsonl", ".parquet")
 DEFAULT_SHARD_BYTES = 256 << 20
 T = TypeVar("T")
-
-
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write JSON to `path` through a temp file and rename, so a reader never sees half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_manifest(out_dir: str | os.PathLike[str], prefix: str = "pairs") -> dict[str, Any] | None:
@@ -170,7 +163,7 @@ class PairWriter:
                                         "bytes": final.stat().st_size})
         self.manifest["pairs"] = self.count
         self._raw = self._sink = None
-        write_json_atomic(self.out_dir / f"{self.prefix}.manifest.json", self.manifest)
+        atomic_write_json(self.out_dir / f"{self.prefix}.manifest.json", self.manifest)
 
     def close(self, *, done: bool = True, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Finish the open shard and write the manifest (marked complete when `done`); returns it."""
@@ -179,7 +172,7 @@ class PairWriter:
             self.manifest.update(extra)
         self.manifest["pairs"] = self.count
         self.manifest["done"] = done
-        write_json_atomic(self.out_dir / f"{self.prefix}.manifest.json", self.manifest)
+        atomic_write_json(self.out_dir / f"{self.prefix}.manifest.json", self.manifest)
         return self.manifest
 
     def abort(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from e5kit.eval.models import BM25Model, DenseModel, load_eval_model, model_slug
 from e5kit.eval.registry import DatasetSpec, get_dataset
 from e5kit.eval.tasks import task_module
+from e5kit.io.atomic import atomic_write_json
 
 log = logging.getLogger("e5kit")
 RESULT_FORMAT = 1
@@ -75,14 +76,6 @@ def run_task(model: DenseModel | BM25Model, spec: DatasetSpec, *, slug: str | No
     }
 
 
-def write_json(path: Path, obj: dict[str, Any]) -> None:
-    """Write atomically (temp file + rename), so an interrupted run never leaves half a result."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 def evaluate(model: str, tasks: Sequence[str], *, output: str | os.PathLike[str] = "results",
              data_dir: str | os.PathLike[str] | None = None, overwrite: bool = False, device: str | None = None,
              precision: str | None = None, batch_tokens: int | None = None, show_progress: bool | None = None,
@@ -115,7 +108,8 @@ def evaluate(model: str, tasks: Sequence[str], *, output: str | os.PathLike[str]
                                          show_progress=show_progress)
             log.info("[%d/%d] %s (%s) ...", i, len(specs), spec.name, spec.task_type)
             result = run_task(loaded, spec, slug=model_slug(model))
-            write_json(path, result)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(path, result)
             log.info("[%d/%d] %s: %s = %.4f in %.1fs -> %s", i, len(specs), spec.name, result["main_score"],
                      result["main_score_value"], result["wall_seconds"], path)
         results.append(result)

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from e5kit.index.layout import IndexFormatError, write_json
+from e5kit.index.layout import IndexFormatError
 from e5kit.index.store import DenseIndex
+from e5kit.io.atomic import atomic_write_json
 
 ANN_KINDS = ("flat", "ivfpq", "hnsw")
 # Build-time parameters, then search-time ones (overridable per search). None: chosen from the data size.
@@ -80,7 +81,7 @@ class AnnIndex:
         _faiss().write_index(self.faiss_index, str(tmp))
         tmp.replace(index_path)
         complete = self.dense.manifest["complete"]
-        write_json(
+        atomic_write_json(
             meta_path,
             {
                 "kind": self.kind,

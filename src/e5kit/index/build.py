@@ -38,8 +38,8 @@ from e5kit.index.layout import (
     IndexSettings,
     ShardMeta,
     read_json,
-    write_json,
 )
+from e5kit.io.atomic import atomic_write_json
 from e5kit.io.records import TextRecord
 
 log = logging.getLogger("e5kit")
@@ -392,7 +392,7 @@ def build_index(
             report.skipped_empty[0],
         )
     layout.slice_dir.mkdir(parents=True, exist_ok=True)
-    write_json(
+    atomic_write_json(
         layout.slice_dir / f"{i}-of-{n}.json",
         {
             "slice": [i, n],

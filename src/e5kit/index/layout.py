@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from e5kit.errors import E5kitError
+from e5kit.io.atomic import atomic_save_npy, atomic_write_bytes, atomic_write_json, file_sha256
 
 FORMAT = "e5kit-index/1"
 DTYPES = {"float32": ("f32", np.float32), "float16": ("f16", np.float16)}
@@ -88,20 +89,6 @@ class IndexSettings:
         return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if k != "model" and a[k] != b[k]]
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to `path` via a temporary file, fsync and rename: readers see all or nothing."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
-
-
 def read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -109,26 +96,6 @@ def read_json(path: Path, what: str) -> Any:
         raise
     except (ValueError, UnicodeDecodeError) as exc:
         raise IndexFormatError(f"{path}: corrupt {what} ({exc})") from exc
-
-
-def save_array(path: Path, array: np.ndarray) -> str:
-    """np.save atomically (temporary file, fsync, rename); returns the file's sha256."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    digest = file_sha256(tmp)  # read back from the page cache; hashing releases the GIL
-    os.replace(tmp, path)
-    return digest
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def quantize(vectors: np.ndarray, kind: str) -> np.ndarray:
@@ -204,7 +171,7 @@ class IndexLayout:
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_json(self.manifest_path, dict(manifest))
+        atomic_write_json(self.manifest_path, dict(manifest))
 
     def read_shard_meta(self, index: int) -> ShardMeta | None:
         """The shard's metadata, or None when the shard was never finished."""
@@ -229,17 +196,17 @@ class IndexLayout:
         """Write a shard's files, then its metadata last (atomically): a crash never leaves half a shard."""
         self.shard_dir.mkdir(parents=True, exist_ok=True)
         files = {
-            "vectors": save_array(
+            "vectors": atomic_save_npy(
                 self.shard_file(index, "vectors", settings.dtype), vectors.astype(DTYPES[settings.dtype][1])
             )
         }
         for kind in settings.quantize:
-            files[kind] = save_array(self.shard_file(index, kind), quantize(vectors, kind))
+            files[kind] = atomic_save_npy(self.shard_file(index, kind), quantize(vectors, kind))
         ids_bytes = json.dumps(ids, ensure_ascii=False).encode("utf-8")
-        write_atomic(self.shard_file(index, "ids"), ids_bytes)
+        atomic_write_bytes(self.shard_file(index, "ids"), ids_bytes)
         files["ids"] = hashlib.sha256(ids_bytes).hexdigest()
         meta = ShardMeta(index, start, len(ids), settings.key(), content_sha256, files)
-        write_json(self.shard_file(index, "meta"), meta.to_json())
+        atomic_write_json(self.shard_file(index, "meta"), meta.to_json())
         return meta
 
     def shard_paths(self, meta: ShardMeta, dtype: str) -> dict[str, Path]:

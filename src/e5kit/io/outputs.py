@@ -5,11 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from e5kit.io.atomic import atomic_path
 
 OUTPUT_SUFFIXES = (".npy", ".jsonl", ".jsonl.gz", ".parquet")
 
@@ -37,13 +38,10 @@ def write_embeddings(path: str | os.PathLike[str], vectors: np.ndarray, ids: Seq
     if ids is not None and len(ids) != len(vectors):
         raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(path) as tmp:
         if fmt == "npy":
-            with open(tmp, "wb") as fh:
-                np.save(fh, vectors)
+            with open(tmp, "xb") as fh:
+                np.save(fh, vectors, allow_pickle=False)
             if ids is not None:
                 ids_path(path).write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
         elif fmt == "jsonl":
@@ -63,7 +61,4 @@ def write_embeddings(path: str | os.PathLike[str], vectors: np.ndarray, ids: Seq
             if ids is not None:
                 columns = {"id": pa.array(list(ids), type=pa.string()), **columns}
             pq.write_table(pa.table(columns), tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -7,7 +7,6 @@ config_sentence_transformers.json). Every failure is a ModelLoadError naming the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from e5kit.errors import ModelLoadError
+from e5kit.io.atomic import sha256_files
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,7 @@ class Checkpoint:
         if self.weights_file.endswith(".index.json"):
             index = _read_json(self.path / self.weights_file, self.name)
             files += sorted(set((index.get("weight_map") or {}).values()))
-        digest = hashlib.sha256()
-        for file in files:
-            with open(self.path / file, "rb") as fh:
-                while block := fh.read(1 << 22):
-                    digest.update(block)
-        return digest.hexdigest()
+        return sha256_files(self.path / file for file in files)
 
 
 def resolve(model: str | os.PathLike[str]) -> tuple[Path, str | None]:

@@ -168,13 +168,13 @@ class Trainer:
         """Checkpoint after `step` steps (rank 0 writes; the others wait)."""
         folder = None
         if self.info.is_main:
-            from e5kit.model.save import write_checkpoint
+            from e5kit.model.save import InferenceSpec, write_checkpoint
 
             prompts = {"query": self.cfg.query_prefix, "passage": self.cfg.passage_prefix}
             max_len = min(512, int(self.model.config.max_position_embeddings))
 
             def write_model(dest: Path) -> None:
-                write_checkpoint(dest, self.model, self.tokenizer, max_seq_length=max_len, prompts=prompts,
+                write_checkpoint(dest, self.model, self.tokenizer, InferenceSpec(max_len, prompts),
                                  extra_files={"train_config.json": self.cfg.to_dict()})
 
             state = {"step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
