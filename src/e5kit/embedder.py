@@ -16,7 +16,8 @@ from e5kit.encode.engine import EncodeEngine, EncodeStats
 from e5kit.encode.precision import DTYPES, resolve_device, resolve_precision
 from e5kit.model.checkpoint import DEFAULT_MODEL, Checkpoint, read_checkpoint
 from e5kit.model.encoder import TransformerEncoder, load_hf_model, load_tokenizer
-from e5kit.model.prompts import STANDARD_ROLES, PromptPolicy, add_prefix, passage_text, policy_for
+from e5kit.model.prompts import STANDARD_ROLES, PromptPolicy, passage_text, policy_for
+from e5kit.model.tokenize import TokenizedTexts
 
 log = logging.getLogger("e5kit")
 
@@ -45,8 +46,8 @@ class E5:
     mode in force. `prompts` overrides the prefix policy, e.g. {"query": "query: ", "passage": "passage: "}.
     """
 
-    def __init__(self, model: str | os.PathLike[str] = DEFAULT_MODEL, device: str | None = None,
-                 precision: str | None = None, *, prompts: Mapping[str, str] | None = None,
+    def __init__(self, model: str | os.PathLike[str] = DEFAULT_MODEL, *, device: str | None = None,
+                 precision: str | None = None, prompts: Mapping[str, str] | None = None,
                  max_seq_length: int | None = None, max_tokens_per_batch: int = DEFAULT_MAX_TOKENS) -> None:
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
@@ -94,6 +95,14 @@ class E5:
         """sha256 over config and weights files: identifies the exact weights in caches and results."""
         return self.checkpoint.fingerprint()
 
+    @property
+    def vocab_size(self) -> int:
+        return self.engine.tokenizer.vocab_size
+
+    @property
+    def device_type(self) -> str:
+        return self.device.type
+
     def info(self) -> dict[str, Any]:
         """Everything a result or a server's /info needs to say which model made an embedding."""
         return {
@@ -128,7 +137,7 @@ class E5:
         items = _as_texts(texts)
         pre = self._prefix(prefix, prompt_name)
         stats = EncodeStats()
-        out = self.engine.encode([add_prefix(t, pre) for t in items], normalize=normalize,
+        out = self.engine.encode([self.policy.add(t, pre) for t in items], normalize=normalize,
                                  show_progress=show_progress, stats=stats)
         self.last_stats = stats
         return out
@@ -154,17 +163,37 @@ class E5:
             for i, t in enumerate(texts):
                 if not isinstance(t, str):
                     raise TypeError(f"text at index {i} is {type(t).__name__}, expected str")
-                yield add_prefix(t, pre)
+                yield self.policy.add(t, pre)
 
         kwargs = {"chunk_size": chunk_size} if chunk_size else {}
         self.last_stats = EncodeStats()
         yield from self.engine.iter_encode(prefixed(), normalize=normalize, show_progress=show_progress,
                                            total=total, stats=self.last_stats, **kwargs)
 
-    def count_tokens(self, texts: Texts, *, prefix: str | None = None, prompt_name: str | None = None) -> list[int]:
-        """Tokens per text after prefixing and truncation (special tokens included)."""
+    def count_tokens(self, texts: Texts, *, prefix: str | None = None, prompt_name: str | None = None,
+                     truncate: bool = True) -> list[int]:
+        """Tokens per text after prefixing (special tokens included); truncated unless `truncate=False`."""
+        prefixed = [self.policy.add(t, self._prefix(prefix, prompt_name)) for t in _as_texts(texts)]
+        if truncate:
+            return self.engine.tokenizer(prefixed).lengths
+        return self.engine.tokenizer.full_lengths(prefixed)
+
+    # -- for callers that batch across requests (the HTTP server) --------------------------------
+    def tokenize(self, texts: Texts, *, prefix: str | None = None, prompt_name: str | None = None) -> TokenizedTexts:
+        """Model token ids of texts with the prompt policy applied, truncated to max_seq_length (cuts counted)."""
         pre = self._prefix(prefix, prompt_name)
-        return self.engine.tokenizer([add_prefix(t, pre) for t in _as_texts(texts)]).lengths
+        return self.engine.tokenizer([self.policy.add(t, pre) for t in _as_texts(texts)])
+
+    def tokenize_ids(self, arrays: Sequence[Sequence[int]], *, prefix: str | None = None,
+                     prompt_name: str | None = None) -> TokenizedTexts:
+        """Token-id arrays in this model's vocabulary (no special tokens) framed as `tokenize` frames text:
+        the prefix's ids in front (unless already there), special tokens around, truncated to the limit."""
+        return self.engine.tokenizer.frame_ids(arrays, self._prefix(prefix, prompt_name),
+                                               tuple(self.policy.prompts.values()))
+
+    def embed_token_ids(self, ids: Sequence[Sequence[int]], *, normalize: bool = True) -> np.ndarray:
+        """(len(ids), dim) float32 embeddings of one batch of ids from `tokenize`/`tokenize_ids`."""
+        return self.engine.encoder.embed(ids, normalize=normalize).numpy()
 
     @staticmethod
     def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:

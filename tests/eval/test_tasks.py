@@ -7,8 +7,8 @@ import pytest
 
 from e5kit.eval import data as loaders
 from e5kit.eval.models import BM25Model, DenseModel, load_eval_model, model_slug
-from e5kit.eval.policy import prefix_policy
-from e5kit.eval.tasks import classification, clustering, pair_classification, retrieval, sts, task_module
+from e5kit.eval.tasks import classification, clustering, pair_classification, retrieval, sts, task_module, task_roles
+from e5kit.model.prompts import PromptPolicy
 
 from .tiny_data import make_beir, make_labelled, make_pairs
 
@@ -30,11 +30,12 @@ def test_prefix_policy_per_task_type(word_model, tiny_bert):
     plain = DenseModel(E5(tiny_bert))  # a model without prompts
     assert all(v["prefix"] == "" for v in plain.policy("retrieval")["inputs"].values())
     assert plain.policy("sts")["source"] == "none"
-    stored = {"query": "q: ", "document": "d: "}  # sentence-transformers' name for the passage prompt
-    assert prefix_policy("sts", stored, "checkpoint")["inputs"]["sentence"]["prefix"] == "q: "
-    assert prefix_policy("retrieval", stored, "checkpoint")["inputs"]["document"]["prefix"] == "d: "
+    for doc_name in ("document", "doc"):  # sentence-transformers' names for the passage prompt
+        stored = PromptPolicy({"query": "q: ", doc_name: "d: "}, "checkpoint")
+        assert stored.record(task_roles("sts"))["inputs"]["sentence"]["prefix"] == "q: "
+        assert stored.record(task_roles("retrieval"))["inputs"]["document"]["prefix"] == "d: "
     with pytest.raises(ValueError, match="unknown task type"):
-        prefix_policy("translation", {}, "none")
+        task_roles("translation")
     with pytest.raises(ValueError, match="unknown task type"):
         task_module("translation")
 

@@ -34,9 +34,20 @@ def test_stored_prompts_win_over_family_and_user_wins_over_all():
 def test_add_prefix_never_doubles():
     assert add_prefix("hello", "query: ") == "query: hello"
     assert add_prefix("query: hello", "query: ") == "query: hello"
-    assert add_prefix("passage: hello", "query: ") == "query: passage: hello"
+    assert add_prefix("passage: hello", "query: ") == "query: passage: hello"  # no other prompts named
+    assert add_prefix("passage: hello", "query: ", also=("query: ", "passage: ")) == "passage: hello"
     assert add_prefix("", "query: ") == "query: "
     assert add_prefix("hello", "") == "hello"
+
+
+def test_policy_never_gives_a_second_role_prompt():
+    """A text the caller already marked with any of the model's prompts keeps it (issue 15.3)."""
+    e5 = policy_for("intfloat/e5-base-v2", None)
+    assert e5.add("passage: X", e5.prefix_for("query")) == "passage: X"
+    assert e5.add("query: X", e5.prefix_for("passage")) == "query: X"
+    assert e5.add("X", e5.prefix_for("passage")) == "passage: X"
+    stored = policy_for("m", {"query": "Q: ", "doc": "D: "})
+    assert stored.prefix_for("passage") == "D: " and stored.add("Q: x", "D: ") == "Q: x"
 
 
 def test_passage_text_joins_title_and_text():

@@ -14,7 +14,8 @@ from e5kit.serve.batcher import DynamicBatcher, QueueFullError, ShuttingDownErro
 
 
 class FakeEncoder:
-    """Vector of an input = (length, sum of ids, 1, 0...); records each batch; can be held at a gate."""
+    """A stand-in for E5's batch interface: vector of an input = (length, sum of ids, 1, 0...); records
+    each batch; can be held at a gate."""
 
     def __init__(self, dim: int = 4, fail_on: int | None = None) -> None:
         self.dim, self.fail_on = dim, fail_on
@@ -22,7 +23,9 @@ class FakeEncoder:
         self.gate = threading.Event()
         self.gate.set()
 
-    def embed(self, ids, normalize=True):
+    device_type = "cpu"
+
+    def embed_token_ids(self, ids, *, normalize=True):
         self.gate.wait(10)
         self.batches.append([list(x) for x in ids])
         if self.fail_on is not None and any(self.fail_on in x for x in ids):
@@ -30,7 +33,7 @@ class FakeEncoder:
         out = torch.zeros(len(ids), self.dim)
         for r, x in enumerate(ids):
             out[r, 0], out[r, 1], out[r, 2] = len(x), sum(x), 1.0
-        return out
+        return out.numpy()
 
 
 def seqs(lengths, start=1):

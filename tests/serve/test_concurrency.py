@@ -16,23 +16,24 @@ from tests.texts import mixed_texts
 
 
 class Gate:
-    """Wraps the model's encoder so a test can hold the worker thread and see every batch it ran."""
+    """Wraps the model's batch interface so a test can hold the worker thread and see every batch it ran."""
 
-    def __init__(self, encoder) -> None:
-        self.encoder, self.open, self.seen = encoder, threading.Event(), []
+    def __init__(self, model) -> None:
+        self.model, self.open, self.seen = model, threading.Event(), []
         self.entered = threading.Event()
+        self.device_type = model.device_type
 
-    def embed(self, ids, normalize=True):
+    def embed_token_ids(self, ids, *, normalize=True):
         self.entered.set()
         self.open.wait(20)
         self.seen.append([list(x) for x in ids])
-        return self.encoder.embed(ids, normalize=normalize)
+        return self.model.embed_token_ids(ids, normalize=normalize)
 
 
 def gated(srv) -> tuple[Gate, object]:
     service = srv.server.config.app.app.state.service  # Guard -> FastAPI -> service
-    gate = Gate(service.batcher.encoder)
-    service.batcher.encoder = gate
+    gate = Gate(service.batcher.model)
+    service.batcher.model = gate
     return gate, service
 
 

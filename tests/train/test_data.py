@@ -67,7 +67,7 @@ def test_malformed_records_counted_logged_and_skipped(tmp_path):
     assert s.bad.bad >= 2
     lines = log.read_text().splitlines()
     assert any("malformed JSON line" in line and f"{path}:" in line for line in lines)
-    assert any("must be strings" in line and "record" in line for line in lines)
+    assert any("must be a string" in line and "record" in line for line in lines)
 
 
 def test_too_many_malformed_records_fail(tmp_path):
@@ -84,9 +84,10 @@ def test_file_with_no_valid_pair_fails(tmp_path):
 
 
 @pytest.mark.parametrize("obj, match", [
-    ({"query": "q"}, "must be strings"), ({"query": "q", "passage": 5}, "must be strings"),
+    ({"query": "q"}, "'passage' must be a string"), ({"query": "q", "passage": 5}, "'passage' must be a string"),
     ({"query": " ", "passage": "p"}, "empty"), ({"query": "q", "passage": "p", "negatives": "n"}, "list"),
-    ([1, 2], "expected an object"),
+    ({"query": "q", "passage": "p", "negatives": ["a", 3]}, "list of strings"),
+    ([1, 2], "expected a JSON object"),
 ])
 def test_pair_from_record_rejects(obj, match):
     with pytest.raises(ValueError, match=match):

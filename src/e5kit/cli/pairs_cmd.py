@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-_SOURCES = ("stackexchange", "wikipedia", "reddit", "papers", "web", "debian", "wordnet", "pydocs", "manpages")
+from e5kit.data.sources import SOURCES
 
 
 def _size(text: str) -> int:
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
 
     b = sub.add_parser("build", help="build pairs of one source into shards")
-    b.add_argument("source", choices=_SOURCES)
+    b.add_argument("source", choices=tuple(SOURCES))
     b.add_argument("inputs", nargs="*", help="dump files or folders (local corpora default to this machine's files)")
     b.add_argument("-o", "--out", required=True, help="output folder of shards")
     _common(b)

@@ -1,5 +1,6 @@
-"""The pair record shared with pre-training: `query`, `passage`, `source`, `id` (content hash), optional `meta`
-and optional `negatives`."""
+"""The pair record: built by `data`, filtered, written to shards and read by `train` (one definition).
+
+Fields: `query`, `passage`, `source`, `id` (content hash), optional `meta` and optional `negatives`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any
 
 from e5kit.errors import InputFormatError
 
-FIELDS = ("id", "query", "passage", "source", "meta", "negatives")
 _SPACE = re.compile(r"\s+")
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -60,15 +60,21 @@ class Pair:
         return d
 
     @classmethod
-    def from_dict(cls, obj: Any, where: str = "record") -> Pair:
-        """A Pair from a shard record; missing or non-string fields raise InputFormatError naming `where`."""
+    def from_dict(cls, obj: Any, where: str = "record", *, default_source: str | None = None) -> Pair:
+        """A Pair from a shard record; a malformed one raises InputFormatError naming `where` and the field.
+
+        `default_source` fills a missing "source" (training reads shards of any origin under a source name).
+        """
         if not isinstance(obj, dict):
             raise InputFormatError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-        for name in ("query", "passage", "source"):
-            if not isinstance(obj.get(name), str):
+        source = obj.get("source") if obj.get("source") is not None else default_source
+        for name, value in (("query", obj.get("query")), ("passage", obj.get("passage")), ("source", source)):
+            if not isinstance(value, str):
                 raise InputFormatError(f"{where}: field {name!r} must be a string (fields: {', '.join(sorted(obj))})")
         meta = obj.get("meta") or {}
         negatives = obj.get("negatives")
-        if not isinstance(meta, dict) or (negatives is not None and not isinstance(negatives, list)):
-            raise InputFormatError(f"{where}: 'meta' must be an object and 'negatives' a list")
-        return cls(obj["query"], obj["passage"], obj["source"], meta, negatives, str(obj.get("id") or ""))
+        if not isinstance(meta, dict):
+            raise InputFormatError(f"{where}: 'meta' must be an object")
+        if negatives is not None and not (isinstance(negatives, list) and all(isinstance(n, str) for n in negatives)):
+            raise InputFormatError(f"{where}: 'negatives' must be a list of strings")
+        return cls(obj["query"], obj["passage"], source, meta, negatives, str(obj.get("id") or ""))

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from e5kit.encode.engine import EncodeStats
-from e5kit.eval.policy import prefix_for_role, prefix_policy
+from e5kit.eval.tasks import task_roles
 
 BM25_NAMES = ("bm25",)
 GENERIC_NAMES = ("model", "models", "checkpoint", "final", "best", "output", "snapshot")
@@ -34,10 +34,10 @@ class DenseModel:
         return str(self.model.name)
 
     def prefix(self, role: str) -> str:
-        return prefix_for_role(self.model.prompts, role)
+        return self.model.policy.prefix_for(role)
 
     def policy(self, task_type: str) -> dict[str, object]:
-        return prefix_policy(task_type, self.model.prompts, self.model.policy.source)
+        return self.model.policy.record(task_roles(task_type))
 
     def encode(self, texts: Sequence[str], role: str) -> np.ndarray:
         """(n, dim) float32 L2-normalized embeddings of `texts` with the role's prefix."""

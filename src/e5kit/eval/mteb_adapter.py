@@ -1,8 +1,8 @@
 """An E5 model inside mteb 2.x: implements mteb's EncoderProtocol so `mteb.evaluate(adapter, tasks)` runs.
 
 mteb hands `encode` a DataLoader of batches ({"text": [...], ...}; documents already joined as
-title + " " + text) plus the task's metadata and a prompt type. The prefix follows e5kit's policy
-(e5kit.eval.policy): documents get the passage prompt, everything else (queries, and inputs of
+title + " " + text) plus the task's metadata and a prompt type. The prefix follows the model's prompt
+policy (e5kit.model.prompts): documents get the passage prompt, everything else (queries, and inputs of
 symmetric and feature tasks, which mteb sends without a prompt type) the query prompt; models
 without prompts get none. Encoding goes through E5's own token-budget batching, not mteb's.
 """
@@ -13,8 +13,6 @@ import os
 from typing import Any
 
 import numpy as np
-
-from e5kit.eval.policy import prefix_for_role
 
 
 def _texts(inputs: Any) -> list[str]:
@@ -56,7 +54,7 @@ class MtebE5:
     def encode(self, inputs: Any, *, task_metadata: Any = None, hf_split: str | None = None,
                hf_subset: str | None = None, prompt_type: Any = None, **kwargs: Any) -> np.ndarray:
         """(n, dim) float32 L2-normalized embeddings of every text the DataLoader yields."""
-        prefix = prefix_for_role(self.model.prompts, self.role_for(prompt_type))
+        prefix = self.model.policy.prefix_for(self.role_for(prompt_type))
         return self.model.encode(_texts(inputs), prefix=prefix, show_progress=self.show_progress)
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from e5kit.eval import data as loaders
-from e5kit.eval.policy import check_task_type
+from e5kit.eval.tasks import TASK_TYPES, check_task_type
 
 ENV_DATA_DIR = "E5KIT_DATA_DIR"
 
@@ -136,7 +136,7 @@ def get_dataset(spec: str, data_dir: str | os.PathLike[str] | None = None) -> Da
             raise FileNotFoundError(f"data directory not found: {base}")
         return REGISTRY[spec.lower()].resolve(base)
     task_type, sep, path = spec.partition(":")
-    if sep and task_type in ("retrieval", "sts", "classification", "clustering", "pair_classification"):
+    if sep and task_type in TASK_TYPES:
         return user_dataset(path, task_type)
     raise ValueError(f"unknown dataset {spec!r}; use one of {', '.join(REGISTRY)} or TYPE:PATH with TYPE in "
-                     "retrieval, sts, classification, clustering, pair_classification")
+                     f"{', '.join(TASK_TYPES)}")

@@ -14,9 +14,10 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where an array is saved: `e5kit --help` stays light
+    import numpy as np
 
 
 def temp_path(path: Path) -> Path:
@@ -58,6 +59,8 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | N
 
 def atomic_save_npy(path: str | os.PathLike[str], array: np.ndarray) -> str:
     """np.save atomically (no pickle); returns the file's sha256, read back before the rename."""
+    import numpy as np
+
     with atomic_path(path, fsync=False) as tmp:
         with open(tmp, "xb") as fh:
             np.save(fh, np.ascontiguousarray(array), allow_pickle=False)

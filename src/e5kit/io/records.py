@@ -76,6 +76,11 @@ def _record_text(obj: dict[str, Any], where: str, text_field: str, title_field: 
     title = obj.get(title_field) if title_field else None
     if not isinstance(text, str) or (title is not None and not isinstance(title, str)):
         raise InputFormatError(f"{where}: {text_field!r}/{title_field!r} must be strings")
+    return join_title(title, text)
+
+
+def join_title(title: str | None, text: str) -> str:
+    """A document as one string, title + " " + text (stripped), as BEIR and mteb join them; no title: the text."""
     return f"{title} {text}".strip() if title else text
 
 

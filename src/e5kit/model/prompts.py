@@ -9,8 +9,10 @@ checkpoint gets no prefix, as its authors evaluate it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+
+from e5kit.io.records import join_title
 
 E5_PROMPTS: dict[str, str] = {"query": "query: ", "passage": "passage: "}
 STANDARD_ROLES = ("query", "passage", "none")
@@ -45,6 +47,15 @@ class PromptPolicy:
         """Whether `role` is a standard role or a prompt this policy stores."""
         return role in STANDARD_ROLES or role in self.prompts
 
+    def add(self, text: str, prefix: str) -> str:
+        """`prefix` + text, unless the text already starts with it or with any other of this model's prompts."""
+        return add_prefix(text, prefix, also=self.prompts.values())
+
+    def record(self, roles: Mapping[str, str]) -> dict[str, object]:
+        """What each named input gets, for results: {"inputs": {name: {"role", "prefix"}}, "source"}."""
+        inputs = {name: {"role": role, "prefix": self.prefix_for(role)} for name, role in roles.items()}
+        return {"inputs": inputs, "source": self.source}
+
 
 def policy_for(
     name: str,
@@ -64,18 +75,19 @@ def policy_for(
     return PromptPolicy({}, "none")
 
 
-def add_prefix(text: str, prefix: str) -> str:
-    """Prepend `prefix` unless the text already starts with it (a prefix is never doubled)."""
-    if not prefix or text.startswith(prefix):
+def add_prefix(text: str, prefix: str, also: Iterable[str] = ()) -> str:
+    """Prepend `prefix` unless the text already starts with it or with one of the prompts in `also`.
+
+    A prefix is never doubled, and a text the caller already marked with another role's prompt
+    ("passage: X" sent as a query) keeps its own: the caller said what it is.
+    """
+    if not prefix or text.startswith(prefix) or any(p and text.startswith(p) for p in also):
         return text
     return prefix + text
 
 
 def passage_text(item: object, index: int) -> str:
-    """A passage as one string: a str as is, a {"title", "text"} mapping as title + " " + text.
-
-    An empty or missing title gives just the text, as BEIR and mteb join them (stripped).
-    """
+    """A passage as one string: a str as is, a {"title", "text"} mapping joined by `join_title`."""
     if isinstance(item, str):
         return item
     if isinstance(item, Mapping):
@@ -84,5 +96,5 @@ def passage_text(item: object, index: int) -> str:
         text, title = item["text"], item.get("title") or ""
         if not isinstance(text, str) or not isinstance(title, str):
             raise TypeError(f"passage at index {index}: 'title' and 'text' must be str")
-        return f"{title} {text}".strip() if title else text
+        return join_title(title, text)
     raise TypeError(f"passage at index {index} is {type(item).__name__}; expected str or {{'title', 'text'}} dict")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ class TokenizedTexts:
 
     ids: list[list[int]]
     truncated: int
+    full_lengths: list[int] | None = None  # lengths before truncation, where known
 
     @property
     def lengths(self) -> list[int]:
@@ -37,6 +39,58 @@ class TextTokenizer:
         backend.no_padding()
         backend.enable_truncation(max_length=self.max_length)
         self._backend = backend
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.hf)
+
+    @functools.cached_property
+    def _untruncated(self) -> Any:
+        backend = copy.deepcopy(self.hf.backend_tokenizer)
+        backend.no_padding()
+        backend.no_truncation()
+        return backend
+
+    @functools.cached_property
+    def template(self) -> tuple[list[int], list[int]]:
+        """Special ids before and after the content, read off the tokenizer's own template."""
+        bare = self._untruncated.encode("a", add_special_tokens=False).ids
+        full = self._untruncated.encode("a", add_special_tokens=True).ids
+        if len(bare) != 1 or bare[0] not in full:
+            return [], []
+        pos = full.index(bare[0])
+        return full[:pos], full[pos + 1:]
+
+    def full_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Token counts without truncation (special tokens included): how far over the limit a text is."""
+        return [len(e.ids) for e in self._untruncated.encode_batch(list(texts), add_special_tokens=True)]
+
+    def frame_ids(self, arrays: Sequence[Sequence[int]], prefix: str, also: Sequence[str] = ()) -> TokenizedTexts:
+        """Content ids framed as text would be: prefix ids (unless they, or those of a prompt in `also`,
+        are there already: the rule of `add_prefix`), special tokens, truncation.
+
+        Ids outside the vocabulary raise ValueError naming the input. `full_lengths` of the result
+        holds each input's length before truncation.
+        """
+        head, tail = self.template
+        pre = self._untruncated.encode(prefix, add_special_tokens=False).ids if prefix else []
+        marks = [m for m in (self._untruncated.encode(p, add_special_tokens=False).ids for p in {prefix, *also} if p)
+                 if m]
+        room = self.max_length - len(head) - len(tail)
+        out, full, cut = [], [], 0
+        for i, arr in enumerate(arrays):
+            bad = next((t for t in arr if not 0 <= t < self.vocab_size), None)
+            if bad is not None:
+                raise ValueError(f"input[{i}] has token id {bad}, outside this model's vocabulary "
+                                 f"[0, {self.vocab_size})")
+            content = list(arr)
+            if pre and not any(content[: len(m)] == m for m in marks):
+                content = pre + content
+            full.append(len(content) + len(head) + len(tail))
+            if len(content) > room:
+                content, cut = content[:room], cut + 1
+            out.append(head + content + tail)
+        return TokenizedTexts(out, cut, full)
 
     def __call__(self, texts: Sequence[str]) -> TokenizedTexts:
         encodings = self._backend.encode_batch(list(texts), add_special_tokens=True)

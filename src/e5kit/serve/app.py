@@ -77,7 +77,7 @@ class EmbeddingService:
         self.name = served_name(model)
         self.tokens = RequestTokenizer(model)
         self.metrics = ServerMetrics(lambda: self.batcher.queue_inputs, lambda: self.batcher.queue_tokens)
-        self.batcher = DynamicBatcher(model.engine.encoder, model.dim, max_batch_tokens=config.max_batch_tokens,
+        self.batcher = DynamicBatcher(model, model.dim, max_batch_tokens=config.max_batch_tokens,
                                       max_batch_size=config.max_batch_size,
                                       max_queue_tokens=config.max_queue_tokens,
                                       max_wait_s=config.max_queue_seconds, observer=self.metrics)

@@ -73,9 +73,9 @@ class Job:
 
 
 class DynamicBatcher:
-    """Queue + one worker thread that embeds token-id lists with `encoder.embed` in shared batches."""
+    """Queue + one worker thread that embeds token-id lists with `model.embed_token_ids` in shared batches."""
 
-    def __init__(self, encoder: Any, dim: int, *, max_batch_tokens: int = 16384, max_batch_size: int = 256,
+    def __init__(self, model: Any, dim: int, *, max_batch_tokens: int = 16384, max_batch_size: int = 256,
                  max_queue_tokens: int = 1 << 20, max_wait_s: float | None = None,
                  observer: BatchObserver | None = None) -> None:
         for name, value in (("max_batch_tokens", max_batch_tokens), ("max_batch_size", max_batch_size),
@@ -85,7 +85,7 @@ class DynamicBatcher:
         if max_wait_s is not None and (not isinstance(max_wait_s, (int, float)) or not max_wait_s > 0):
             raise ValueError(f"max_wait_s must be a positive number or None, got {max_wait_s!r}")
         self.max_wait_s = max_wait_s
-        self.encoder = encoder
+        self.model = model
         self.dim = dim
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
@@ -228,6 +228,8 @@ class DynamicBatcher:
         return batch
 
     def _run(self) -> None:
+        import torch
+
         from e5kit.encode.memory import trim_heap
         from e5kit.model.pooling import l2_normalize
 
@@ -243,9 +245,8 @@ class DynamicBatcher:
             start = time.perf_counter()
             period_start = busy_since if busy_since is not None else start
             try:
-                raw = self.encoder.embed(ids, normalize=False)  # (B, dim) float32
-                unit = l2_normalize(raw).numpy()
-                raw = raw.numpy()
+                raw = self.model.embed_token_ids(ids, normalize=False)  # (B, dim) float32
+                unit = l2_normalize(torch.from_numpy(raw)).numpy()
             except Exception as exc:  # the model failed: fail these jobs, keep serving others
                 log.exception("batch of %d inputs failed", len(batch))
                 self._fail({job for job, _ in batch}, exc)
@@ -253,7 +254,7 @@ class DynamicBatcher:
             seconds = time.perf_counter() - start
             tokens = sum(len(x) for x in ids)
             self._finish(batch, raw, unit)
-            if getattr(getattr(self.encoder, "device", None), "type", "cpu") != "cuda":
+            if getattr(self.model, "device_type", "cpu") != "cuda":
                 trim_heap()  # as the engine does: batch shapes differ, and a fragmented glibc heap creeps up
             # speed as the queue sees it: model time plus the gaps between back-to-back batches
             end = time.perf_counter()

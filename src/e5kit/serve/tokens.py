@@ -1,20 +1,17 @@
 """From request inputs (texts or token-id arrays) to the token ids the model runs, with limits checked.
 
-Text goes through the model's own tokenizer (`E5.engine.tokenizer`) after the prefix is added with
-`add_prefix`, so the ids are exactly those `E5.encode_*` uses. Token-id arrays are taken as this
-model's vocabulary without special tokens: the prefix's ids go in front (unless already there) and
-the tokenizer's special-token template goes around them, which gives the same ids as the text.
+Text goes through `E5.tokenize`, which applies the model's prompt policy, so the ids are exactly those
+`E5.encode_*` uses. Token-id arrays go through `E5.tokenize_ids`: this model's vocabulary without
+special tokens, framed with the prefix's ids and the special-token template, the same ids as the text.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from e5kit.errors import E5kitError
-from e5kit.model.prompts import add_prefix
 
 
 class InputTooLongError(E5kitError):
@@ -39,73 +36,44 @@ class Prepared:
 
 
 class RequestTokenizer:
-    """Turns validated request inputs into model token ids for one loaded `E5`."""
+    """Turns validated request inputs into model token ids for one loaded `E5`, through its public methods."""
 
     def __init__(self, model: Any) -> None:
-        self.prompts: dict[str, str] = model.prompts
-        self.tokenizer = model.engine.tokenizer  # TextTokenizer: truncating, counts overflow
-        self.max_length: int = self.tokenizer.max_length
-        backend = copy.deepcopy(self.tokenizer.hf.backend_tokenizer)
-        backend.no_padding()
-        backend.no_truncation()
-        self._full = backend  # counts the true length of over-long inputs for the 413 message
-        self.vocab_size = len(self.tokenizer.hf)
-        self._head, self._tail = self._template(backend)
-
-    @staticmethod
-    def _template(backend: Any) -> tuple[list[int], list[int]]:
-        """Special ids before and after the content, read off the tokenizer's own template."""
-        bare = backend.encode("a", add_special_tokens=False).ids
-        full = backend.encode("a", add_special_tokens=True).ids
-        if len(bare) != 1 or bare[0] not in full:
-            return [], []
-        pos = full.index(bare[0])
-        return full[:pos], full[pos + 1:]
+        self.model = model
+        self.max_length: int = model.max_seq_length
+        self.vocab_size: int = model.vocab_size
 
     @property
     def roles(self) -> tuple[str, ...]:
         """Role names a request may give: the model's prompts (query/passage when it has none) and "none"."""
-        return tuple(sorted({*(self.prompts or ("query", "passage")), "none"}))
+        return tuple(sorted({*(self.model.prompts or ("query", "passage")), "none"}))
 
     def prefix(self, role: str | None, param: str) -> str:
-        """The prefix for a role ("query", "passage", a stored prompt name, or "none")."""
+        """The prefix for a role ("query", "passage", a stored prompt name, or "none"): the model's policy."""
         if role is None or role == "none":
             return ""
-        if role in self.prompts:
-            return self.prompts[role]
-        if not self.prompts and role in ("query", "passage"):
-            return ""  # a model without prompts takes both roles as is
+        if role in self.model.prompts or (not self.model.prompts and role in ("query", "passage")):
+            return self.model.policy.prefix_for(role)
         raise BadInputError(f"{param} {role!r} is not one of {list(self.roles)}", param)
 
     def texts(self, texts: Sequence[str], *, prefix: str, truncate: bool) -> Prepared:
         """Tokenize texts with the prefix; over-long inputs are cut (truncate) or refused with their counts."""
-        tokenized = self.tokenizer([add_prefix(t, prefix) for t in texts])
+        tokenized = self.model.tokenize(texts, prefix=prefix)
         if tokenized.truncated and not truncate:
             at_limit = [i for i, x in enumerate(tokenized.ids) if len(x) >= self.max_length]
-            full = self._full.encode_batch([add_prefix(texts[i], prefix) for i in at_limit], add_special_tokens=True)
-            over = [(i, len(e.ids)) for i, e in zip(at_limit, full, strict=True) if len(e.ids) > self.max_length]
-            self._refuse(over)
+            full = self.model.count_tokens([texts[i] for i in at_limit], prefix=prefix, truncate=False)
+            self._refuse([(i, n) for i, n in zip(at_limit, full, strict=True) if n > self.max_length])
         return Prepared(tokenized.ids, sum(tokenized.lengths), tokenized.truncated)
 
     def token_ids(self, arrays: Sequence[Sequence[int]], *, prefix: str, truncate: bool) -> Prepared:
-        """Wrap token-id arrays with the prefix ids and special tokens; same limits as for text."""
-        pre = self._full.encode(prefix, add_special_tokens=False).ids if prefix else []
-        room = self.max_length - len(self._head) - len(self._tail)
-        out, over, cut = [], [], 0
-        for i, arr in enumerate(arrays):
-            bad = next((t for t in arr if not 0 <= t < self.vocab_size), None)
-            if bad is not None:
-                raise BadInputError(f"input[{i}] has token id {bad}, outside this model's vocabulary "
-                                    f"[0, {self.vocab_size})", "input")
-            content = list(arr) if not pre or list(arr[: len(pre)]) == pre else pre + list(arr)
-            if len(content) > room:
-                if not truncate:
-                    over.append((i, len(content) + len(self._head) + len(self._tail)))
-                    continue
-                content, cut = content[:room], cut + 1
-            out.append(self._head + content + self._tail)
-        self._refuse(over)
-        return Prepared(out, sum(len(x) for x in out), cut)
+        """Frame token-id arrays with the prefix ids and special tokens; same limits as for text."""
+        try:
+            framed = self.model.tokenize_ids(arrays, prefix=prefix)
+        except ValueError as exc:
+            raise BadInputError(str(exc), "input") from None
+        if framed.truncated and not truncate:
+            self._refuse([(i, n) for i, n in enumerate(framed.full_lengths or []) if n > self.max_length])
+        return Prepared(framed.ids, sum(framed.lengths), framed.truncated)
 
     def _refuse(self, over: list[tuple[int, int]]) -> None:
         if not over:

@@ -14,24 +14,17 @@ import logging
 import os
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from e5kit.data.pairs import Pair
 from e5kit.errors import InputFormatError
 from e5kit.io.records import detect_format, iter_jsonl
 
 log = logging.getLogger(__name__)
 
 MIN_SEEN_FOR_FRACTION = 100  # the bad fraction is judged once this many records were seen (or a file ended)
-
-
-@dataclass
-class Pair:
-    query: str
-    passage: str
-    negatives: list[str] = field(default_factory=list)
-    source: str = ""
 
 
 class BadRecords:
@@ -75,19 +68,11 @@ class BadRecords:
 
 
 def pair_from_record(obj: Any, source: str) -> Pair:
-    """A Pair from one decoded record, or ValueError saying what is wrong with it."""
-    if not isinstance(obj, dict):
-        raise ValueError(f"expected an object, got {type(obj).__name__}")
-    q, p = obj.get("query"), obj.get("passage")
-    if not isinstance(q, str) or not isinstance(p, str):
-        raise ValueError(f"'query' and 'passage' must be strings (fields: {', '.join(sorted(obj))})")
-    if not q.strip() or not p.strip():
+    """A Pair from one decoded record (`source` when it names none), or ValueError saying what is wrong."""
+    pair = Pair.from_dict(obj, "record", default_source=source)
+    if not pair.query.strip() or not pair.passage.strip():
         raise ValueError("empty 'query' or 'passage'")
-    negs = obj.get("negatives") or []
-    if not isinstance(negs, list) or not all(isinstance(n, str) for n in negs):
-        raise ValueError("'negatives' must be a list of strings")
-    src = obj.get("source") or source
-    return Pair(q, p, list(negs), src if isinstance(src, str) else source)
+    return pair
 
 
 def expand_paths(patterns: Sequence[str]) -> list[str]:

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from e5kit.data.pairs import Pair
 from e5kit.model.prompts import add_prefix
 from e5kit.train.config import TrainConfig, save_config
-from e5kit.train.data import Pair, PairStream
+from e5kit.train.data import PairStream
 from e5kit.train.distributed import DistInfo, gather_with_grad, init_distributed, local_slice, mean_over_ranks
+from e5kit.train.evalhook import EvalHook
 from e5kit.train.gradcache import GradientCache, TokenBatch, full_batch_backward
 from e5kit.train.init import initial_model, prepare_for_training
 from e5kit.train.loss import ContrastiveOutput, info_nce
@@ -27,7 +28,6 @@ from e5kit.train.state import clean_partial, latest, load_state, rng_state, save
 
 log = logging.getLogger(__name__)
 
-EvalHook = Callable[[Path], dict[str, float]]  # checkpoint folder -> {task name: main score}
 CKPT_DIR = "checkpoints"
 
 
@@ -36,15 +36,16 @@ def pair_texts(pairs: list[Pair], cfg: TrainConfig) -> list[list[str]]:
 
     A pair with fewer than k negatives repeats its own; one with none borrows the next pair's passage.
     """
-    groups = [[add_prefix(p.query, cfg.query_prefix) for p in pairs],
-              [add_prefix(p.passage, cfg.passage_prefix) for p in pairs]]
+    prompts = (cfg.query_prefix, cfg.passage_prefix)  # a text already marked with either keeps its own
+    groups = [[add_prefix(p.query, cfg.query_prefix, prompts) for p in pairs],
+              [add_prefix(p.passage, cfg.passage_prefix, prompts) for p in pairs]]
     k = cfg.hard_negatives
     if k:
         negs = []
         for i, p in enumerate(pairs):
             own = p.negatives or [pairs[(i + 1) % len(pairs)].passage]
             negs.extend(own[j % len(own)] for j in range(k))
-        groups.append([add_prefix(n, cfg.passage_prefix) for n in negs])
+        groups.append([add_prefix(n, cfg.passage_prefix, prompts) for n in negs])
     return groups
 
 
