@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 def passages(data: Path | None, chars: int):
     if data is None:
-        from e5kit.encode.bench import synthetic_texts
+        from e5kit.bench.checkpoints import synthetic_texts
 
         base = synthetic_texts(2000)
     else:
@@ -45,15 +45,16 @@ def main() -> int:
     args = ap.parse_args()
 
     from e5kit import E5
-    from e5kit.encode.bench import PeakRss, make_random_bert, rss_bytes
+    from e5kit.bench.checkpoints import make_random_bert
+    from e5kit.bench.measure import PeakRss, rss_bytes
 
     work = Path(tempfile.mkdtemp(prefix="e5kit-mem-"))
     if args.model:
         path = Path(args.model)
     else:
-        from e5kit.encode.bench import _has_minilm, default_minilm
+        from e5kit.bench.checkpoints import default_minilm, has_minilm
 
-        path = make_random_bert(work / "small-bert", default_minilm() if _has_minilm() else None, layers=2,
+        path = make_random_bert(work / "small-bert", default_minilm() if has_minilm() else None, layers=2,
                                 hidden=128, heads=2, intermediate=512)
     model_mb = sum(f.stat().st_size for f in path.glob("*.safetensors")) / 2**20
     m = E5(path, device="cpu")

@@ -26,22 +26,25 @@ def main() -> int:
     import torch
     from transformers import AutoConfig
 
-    from e5kit.encode import bench as B
+    from e5kit.bench import checkpoints as C
+    from e5kit.bench import encode as B
+    from e5kit.bench import measure as M
+    from e5kit.bench import report as R
 
     logging.getLogger("e5kit").setLevel(logging.ERROR)
     dev = torch.device("cpu")
-    path = B.default_minilm()
-    texts = B.scifact_passages(Path(args.data), args.texts) if args.data else B.synthetic_texts(args.texts)
+    path = C.default_minilm()
+    texts = C.scifact_passages(Path(args.data), args.texts) if args.data else C.synthetic_texts(args.texts)
     runners = []
     for mode in args.modes.split(","):
         for budget in map(int, args.budgets.split(",")):
             r = B.e5kit_runner(path, mode, dev, budget, 256)
             r.name = f"e5kit {mode} max_tokens={budget}"
             runners.append(r)
-    peaks = {"float32": B.matmul_peak(torch.float32, dev), "bfloat16": B.matmul_peak(torch.bfloat16, dev)}
+    peaks = {"float32": M.matmul_peak(torch.float32, dev), "bfloat16": M.matmul_peak(torch.bfloat16, dev)}
     rows = B.run_speed(runners, texts, lengths=B._lengths(path, texts, 256), config=AutoConfig.from_pretrained(path),
                        device=dev, reps=args.reps, peaks=peaks)
-    print(B.markdown_table(rows))
+    print(R.markdown_table(rows))
     return 0
 
 

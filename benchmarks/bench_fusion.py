@@ -30,19 +30,19 @@ def main() -> int:
     import torch
     from transformers import AutoModel
 
-    from e5kit.encode import bench as B
+    from e5kit.bench import checkpoints as C
     from e5kit.encode.threads import configure_threads
     from e5kit.model.packed import PackedBatch, PackedBert
     from e5kit.model.tokenize import TextTokenizer
 
     configure_threads()
     tmp = tempfile.TemporaryDirectory()
-    minilm = B.default_minilm()
-    path, max_len = (minilm, 256) if args.size == "minilm" else (B.make_random_bert(Path(tmp.name), minilm), 512)
+    minilm = C.default_minilm()
+    path, max_len = (minilm, 256) if args.size == "minilm" else (C.make_random_bert(Path(tmp.name), minilm), 512)
     from transformers import AutoTokenizer
 
     tok = TextTokenizer(AutoTokenizer.from_pretrained(path), max_len)
-    texts = B.scifact_passages(Path(args.data), args.texts)  # "passage: " + title + text
+    texts = C.scifact_passages(Path(args.data), args.texts)  # "passage: " + title + text
     ids = tok(texts).ids
     batch = PackedBatch(ids, torch.device("cpu"))
     print(f"{args.size}: {len(ids)} texts, {batch.tokens} real tokens, width {batch.width}, "

@@ -28,7 +28,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from e5kit import E5
-    from e5kit.eval.data import load_beir
+    from e5kit.eval.datasets import load_beir
     from e5kit.eval.metrics.retrieval import retrieval_scores
     from e5kit.index.build import build_index
     from e5kit.index.hybrid import HybridSearcher, build_bm25

@@ -56,7 +56,9 @@ def main() -> int:
     import numpy as np
     import torch
 
-    from e5kit.encode import bench as B
+    from e5kit.bench import checkpoints as C
+    from e5kit.bench import encode as B
+    from e5kit.bench import measure as M
 
     t0 = time.perf_counter()
     out = Path(args.out)
@@ -79,13 +81,13 @@ def main() -> int:
         print(f"[{time.perf_counter() - t0:6.1f}s] {msg}", flush=True)
 
     work = Path(tempfile.mkdtemp(prefix="e5kit-gpu-"))
-    ckpt = B.make_random_bert(work / "bert-base-random", None, **shape)
-    texts = B.synthetic_texts(n)
+    ckpt = C.make_random_bert(work / "bert-base-random", None, **shape)
+    texts = C.synthetic_texts(n)
     lengths = B._lengths(ckpt, texts, 512)
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(ckpt)
-    flops = B.encoder_flops(config, lengths)
+    flops = M.encoder_flops(config, lengths)
     result.update(real_tokens=int(sum(lengths)), mean_tokens=float(np.mean(lengths)),
                   truncated=int(sum(1 for x in lengths if x >= 512)), gflop_per_pass=flops / 1e9,
                   config={k: getattr(config, k) for k in ("num_hidden_layers", "hidden_size",
@@ -93,7 +95,7 @@ def main() -> int:
     log(f"device {name}; {n} texts, {result['mean_tokens']:.0f} tokens mean, {flops / 1e12:.2f} TFLOP per pass")
     peaks = {}
     for dt in ((torch.float16, torch.bfloat16) if gpu else (torch.float32, torch.bfloat16)):
-        peaks[str(dt).split(".")[-1]] = B.matmul_peak(dt, dev, n=8192 if gpu else 512)
+        peaks[str(dt).split(".")[-1]] = M.matmul_peak(dt, dev, n=8192 if gpu else 512)
     result["measured_peak_tflops"] = {k: v / 1e12 for k, v in peaks.items()}
     result["card_peak_tflops"] = (card_peak(name) or float("nan")) / 1e12
     log(f"measured matmul peak TFLOP/s: {result['measured_peak_tflops']}")
@@ -153,7 +155,7 @@ def main() -> int:
 
 def alternate(runners, texts, reps, dev, flops, tokens, peaks, result, log) -> list[dict]:
     """Best-of-reps end-to-end time per runner, runners alternating within each rep."""
-    from e5kit.encode import bench as B
+    from e5kit.bench import measure as M
 
     times: dict[str, list[float]] = {r.name: [] for r in runners}
     vectors: dict[str, object] = {}
@@ -167,10 +169,10 @@ def alternate(runners, texts, reps, dev, flops, tokens, peaks, result, log) -> l
     for rep in range(reps):
         for r in list(alive):
             try:
-                B.sync(dev)
+                M.sync(dev)
                 start = time.perf_counter()
                 v = r.encode(texts)
-                B.sync(dev)
+                M.sync(dev)
                 times[r.name].append(time.perf_counter() - start)
                 vectors[r.name] = v
                 log(f"rep {rep + 1}/{reps} {r.name:<36} {len(texts) / times[r.name][-1]:9.1f} texts/s")
@@ -205,7 +207,7 @@ def model_only(runners, texts, dev, config, peaks, log, result) -> list[dict]:
     import numpy as np
     import torch
 
-    from e5kit.encode import bench as B
+    from e5kit.bench import measure as M
 
     rows = []
     for r in runners:
@@ -217,14 +219,14 @@ def model_only(runners, texts, dev, config, peaks, log, result) -> list[dict]:
             flat, offsets, _ = eng.tokenize_compact(texts)
             lengths = np.diff(offsets).tolist()
             batches = [[flat[offsets[i]:offsets[i + 1]] for i in b] for b in eng.batcher.batches(lengths)]
-            flops = B.encoder_flops(config, lengths)
+            flops = M.encoder_flops(config, lengths)
             best = float("inf")
             for _ in range(3):
-                B.sync(dev)
+                M.sync(dev)
                 start = time.perf_counter()
                 for ids in batches:
                     eng.encoder.embed(ids, to_cpu=False)
-                B.sync(dev)
+                M.sync(dev)
                 best = min(best, time.perf_counter() - start)
             dt = str(r.dtype).split(".")[-1]
             card = result["card_peak_tflops"] * 1e12

@@ -26,11 +26,12 @@ def main() -> int:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from e5kit.encode import bench as B
+    from e5kit.bench import checkpoints as C
+    from e5kit.bench import encode as B
 
     logging.getLogger("e5kit").setLevel(logging.ERROR)
-    path = Path(args.model) if args.model else B.default_minilm()
-    texts = B.scifact_passages(Path(args.data), args.texts) if args.data else B.synthetic_texts(args.texts)
+    path = Path(args.model) if args.model else C.default_minilm()
+    texts = C.scifact_passages(Path(args.data), args.texts) if args.data else C.synthetic_texts(args.texts)
     runner = B.e5kit_runner(path, args.mode, torch.device("cpu"), 16384, 256)
     runner.encode(texts[:4])
     with profile(activities=[ProfilerActivity.CPU]) as prof:

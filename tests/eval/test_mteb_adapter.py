@@ -17,7 +17,7 @@ from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData  # noqa: 
 from mteb.abstasks.sts import AbsTaskSTS  # noqa: E402
 from mteb.abstasks.task_metadata import TaskMetadata  # noqa: E402
 
-from e5kit.eval import data as loaders  # noqa: E402
+from e5kit.eval import datasets as loaders  # noqa: E402
 from e5kit.eval.models import DenseModel  # noqa: E402
 from e5kit.eval.mteb_adapter import MtebE5  # noqa: E402
 from e5kit.eval.tasks import classification, clustering, pair_classification, retrieval, sts  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from e5kit.eval import data as loaders
+from e5kit.eval import datasets as loaders
 from e5kit.eval.models import BM25Model, DenseModel, load_eval_model, model_slug
 from e5kit.eval.tasks import classification, clustering, pair_classification, retrieval, sts, task_module, task_roles
 from e5kit.model.prompts import PromptPolicy

@@ -32,33 +32,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
-    from e5kit.encode.bench import SIZES, run_encode_bench
+    from e5kit.bench.encode import SIZES, EncodeBenchSettings, run_encode_bench
+    from e5kit.bench.report import write_report
 
-    if args.texts is not None and args.texts < 1:
-        raise ValueError(f"--texts must be >= 1, got {args.texts}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    data = Path(args.data) if args.data else None
-    if data is not None and not (data / "scifact" / "corpus.jsonl.gz").is_file():
-        raise ValueError(f"--data {data}: no scifact/corpus.jsonl.gz there")
-    result = run_encode_bench(
-        sizes=SIZES if args.size == "both" else (args.size,), data_dir=data, n_texts=args.texts, reps=args.reps,
-        modes=args.modes.split(",") if args.modes else None, device=args.device,
+    settings = EncodeBenchSettings(
+        sizes=SIZES if args.size == "both" else (args.size,), data_dir=Path(args.data) if args.data else None,
+        n_texts=args.texts, reps=args.reps, modes=args.modes.split(",") if args.modes else None, device=args.device,
         model=Path(args.model) if args.model else None, st_batch=args.batch_size, quality=args.quality,
-        quality_docs=args.quality_docs,
-    )
+        quality_docs=args.quality_docs).check()
+    result = run_encode_bench(settings)
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "bench.json").write_text(json.dumps(result, indent=2, default=str))
-        md = [f"# e5kit bench ({result['device']}, {result['threads']} threads)"]
-        for size, entry in result["sizes"].items():
-            md += [f"\n## {size}: {entry['texts']} texts, max length {entry['max_length']}\n", entry["table"]]
-            if "quality_table" in entry:
-                md += ["", entry["quality_table"]]
-        (out / "bench.md").write_text("\n".join(md) + "\n")
-        print(f"wrote {out / 'bench.json'} and {out / 'bench.md'}")
+        print("wrote {} and {}".format(*write_report(result, args.out)))
     return 0

@@ -3,7 +3,7 @@
     from e5kit.eval import evaluate
     results = evaluate("path/to/model", ["scifact", "stsbenchmark"], output="results")
 
-Layout: data.py (readers), registry.py (named datasets), tasks/ (task types, the role of each input,
+Layout: datasets.py (readers), registry.py (named datasets), tasks/ (task types, the role of each input,
 one module per type), models.py (dense E5 / BM25), metrics/ (no model code),
 runner.py (JSON results), report.py (tables, chart), mteb_adapter.py (E5 inside mteb).
 """

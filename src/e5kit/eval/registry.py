@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from e5kit.eval import data as loaders
+from e5kit.eval import datasets as loaders
 from e5kit.eval.tasks import TASK_TYPES, check_task_type
 
 ENV_DATA_DIR = "E5KIT_DATA_DIR"

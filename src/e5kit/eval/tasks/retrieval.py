@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from e5kit.eval.data import RetrievalData
+from e5kit.eval.datasets import RetrievalData
 from e5kit.eval.metrics.retrieval import K_VALUES, retrieval_scores
 from e5kit.eval.tasks.base import TaskOutput
 from e5kit.index.exact import topk_blocks

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from e5kit.errors import InputFormatError
-from e5kit.eval import data as loaders
+from e5kit.eval import datasets as loaders
 from e5kit.eval.registry import REGISTRY, default_data_dir, get_dataset, user_dataset
 
 from .tiny_data import make_beir, make_labelled, make_pairs, write_jsonl

@@ -1,0 +1,256 @@
+"""Encoding benchmark: sentence-transformers vs every e5kit mode on the same texts, in one process.
+
+Runs alternate (ST, mode 1, mode 2, ... then again) so that load from other processes hits all of
+them alike; the best of `reps` is reported, and ratios are taken within the run. Besides texts/s
+it reports real (non-padding) tokens/s, peak RSS, agreement with the fp32 reference, and model
+FLOP/s as a fraction of the dense-matmul peak measured here for the same dtype. Both runners get the
+same texts, with the model's passage prompt applied by its prompt policy.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from e5kit.bench.checkpoints import default_minilm, has_minilm, make_random_bert, scifact_passages, synthetic_texts
+from e5kit.bench.measure import PeakRss, encoder_flops, matmul_peak, sync
+
+MODES_CPU = ("fp32", "fp32-hf", "bf16", "int8")
+MODES_GPU = ("fp32", "fp16", "bf16", "fp16-jagged", "fp16-hf")
+SIZES = ("minilm", "base")
+DEFAULT_TEXTS = {"minilm": 200, "base": 24}
+
+
+# -- runners --------------------------------------------------------------------------------
+@dataclass
+class Runner:
+    """One way of encoding: a name, its dtype for the peak, and a callable texts -> (n, d) float32."""
+
+    name: str
+    dtype: torch.dtype
+    encode: Callable[[list[str]], np.ndarray]
+    model: Any = None  # the E5 behind an e5kit runner
+
+
+def st_runner(path: str | Path, device: torch.device, batch_size: int, max_len: int,
+              dtype: torch.dtype = torch.float32) -> Runner:
+    """sentence-transformers `encode` with its defaults (batch 32, its own length sort)."""
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(path), device=str(device))
+    st.max_seq_length = max_len
+    if dtype != torch.float32:
+        st = st.to(dtype)
+    name = "sentence-transformers" + ("" if dtype == torch.float32 else f" {str(dtype).split('.')[-1]}")
+    return Runner(name, dtype, lambda texts: st.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                                        show_progress_bar=False, convert_to_numpy=True))
+
+
+def load_mode(path: str | Path, mode: str, device: torch.device, max_tokens: int | None = None,
+              max_len: int | None = None) -> Any:
+    """An E5 in `mode`: a precision, optionally with '-hf' (padded HF model) or '-jagged' backend."""
+    from e5kit import E5
+    from e5kit.encode.precision import DTYPES
+    from e5kit.model.encoder import TransformerEncoder
+
+    precision, _, backend = mode.partition("-")
+    kwargs = {"max_tokens_per_batch": max_tokens} if max_tokens else {}
+    m = E5(path, device=str(device), precision=precision, max_seq_length=max_len, **kwargs)
+    if backend:
+        enc = m.engine.encoder
+        m.engine.encoder = TransformerEncoder(enc.model, enc.pad_id, m.checkpoint.pooling, device,
+                                              DTYPES[m.precision], backend=backend, int8=m.precision == "int8")
+    return m
+
+
+def e5kit_runner(path: str | Path, mode: str, device: torch.device, max_tokens: int, max_len: int) -> Runner:
+    """e5kit in `mode` (see `load_mode`), encoding texts as given."""
+    from e5kit.encode.precision import DTYPES
+
+    m = load_mode(path, mode, device, max_tokens, max_len)
+    # int8 GEMMs have their own peak, which is not measured: int8 rows print "n/a", not a fraction of fp32's
+    dtype = torch.int8 if m.precision == "int8" else DTYPES[m.precision]
+    return Runner(f"e5kit {mode}", dtype, lambda texts: m.encode(texts, show_progress=False), m)
+
+
+@dataclass
+class Row:
+    """One runner's result: best-of-reps speed, memory, and agreement with the fp32 reference."""
+
+    name: str
+    dtype: str
+    seconds: float
+    texts_per_s: float
+    tokens_per_s: float
+    ratio_to_st: float = 0.0
+    peak_rss_mb: float = 0.0
+    flops_per_s: float = 0.0
+    peak_fraction: float = 0.0
+    max_abs_diff: float = 0.0
+    min_cosine: float = 1.0
+    cpu_seconds: float = 0.0  # process CPU time of the best run: robust to other processes' load
+    ratio_to_st_cpu: float = 0.0
+    all_seconds: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Timings:
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    rss: int = 0
+    vectors: np.ndarray | None = None
+
+
+def _time_once(r: Runner, texts: list[str], device: torch.device, t: _Timings) -> float:
+    import time
+
+    gc.collect()
+    with PeakRss() as mem:
+        sync(device)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        t.vectors = r.encode(texts)
+        sync(device)
+        took = time.perf_counter() - start
+    t.wall.append(took)
+    t.cpu.append(time.process_time() - cpu_start)
+    t.rss = max(t.rss, mem.peak)
+    return took
+
+
+def run_speed(runners: Sequence[Runner], texts: list[str], *, lengths: Sequence[int], config: Any,
+              device: torch.device, reps: int = 2, peaks: dict[str, float] | None = None,
+              log: Callable[[str], None] = print) -> list[Row]:
+    """Time every runner on `texts`, alternating, best of `reps` after one warm-up batch each."""
+    tokens, flops, peaks = int(sum(lengths)), encoder_flops(config, lengths), peaks or {}
+    timings = {r.name: _Timings() for r in runners}
+    for r in runners:
+        r.encode(texts[: min(8, len(texts))])  # warm-up: lazy init, kernels, allocator
+    for rep in range(reps):
+        for r in runners:
+            took = _time_once(r, texts, device, timings[r.name])
+            log(f"  rep {rep + 1}/{reps} {r.name:<28} {len(texts) / took:8.1f} texts/s")
+        for name in list(peaks):  # re-measure between reps: under load the first peak can be far too low
+            if peaks[name] == peaks[name]:
+                peaks[name] = max(peaks[name], matmul_peak(getattr(torch, name), device))
+    ref = timings[runners[0].name].vectors
+    rows = []
+    for r in runners:
+        t = timings[r.name]
+        best, dt = min(t.wall), str(r.dtype).split(".")[-1]
+        peak = peaks.get(dt, float("nan"))
+        rows.append(Row(r.name, dt, best, len(texts) / best, tokens / best, peak_rss_mb=t.rss / 2**20,
+                        flops_per_s=flops / best, peak_fraction=flops / best / peak if peak == peak else float("nan"),
+                        max_abs_diff=float(np.abs(t.vectors - ref).max()),
+                        min_cosine=float((t.vectors * ref).sum(axis=1).min()),
+                        cpu_seconds=min(t.cpu), all_seconds=t.wall))
+    for row in rows:
+        row.ratio_to_st = rows[0].seconds / row.seconds
+        row.ratio_to_st_cpu = rows[0].cpu_seconds / row.cpu_seconds if row.cpu_seconds else float("nan")
+    return rows
+
+
+# -- the whole run --------------------------------------------------------------------------
+@dataclass
+class EncodeBenchSettings:
+    """What `e5kit bench` runs; checked by `check()` before any model is loaded."""
+
+    sizes: Sequence[str] = SIZES
+    data_dir: Path | None = None  # scifact/ for texts (and sts/ for --quality); None: synthetic texts
+    n_texts: int | None = None
+    reps: int = 2
+    modes: Sequence[str] | None = None
+    device: str | None = None
+    model: Path | None = None  # checkpoint for the minilm size (default: the gt package)
+    st_batch: int = 32
+    quality: bool = False
+    quality_docs: int | None = None
+    work_dir: Path | None = None
+
+    def check(self) -> EncodeBenchSettings:
+        bad = [s for s in self.sizes if s not in SIZES]
+        if bad or not self.sizes:
+            raise ValueError(f"sizes {list(self.sizes)!r}: each must be one of {', '.join(SIZES)}")
+        for name in ("reps", "st_batch", "n_texts", "quality_docs"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.data_dir is not None and not (Path(self.data_dir) / "scifact" / "corpus.jsonl.gz").is_file():
+            raise ValueError(f"data folder {self.data_dir}: no scifact/corpus.jsonl.gz there")
+        if self.quality and self.data_dir is None:
+            raise ValueError("quality needs the data folder (SciFact and STS Benchmark): pass --data")
+        return self
+
+
+def _size_checkpoint(size: str, s: EncodeBenchSettings, tmp: Path) -> tuple[Path, int]:
+    if size == "minilm":
+        return (Path(s.model) if s.model else default_minilm()), 256
+    tok_from = s.model or (default_minilm() if has_minilm() else None)
+    return make_random_bert(tmp / "bert-base-random", tok_from), 512
+
+
+def _bench_size(size: str, s: EncodeBenchSettings, dev: torch.device, peaks: dict[str, float], tmp: Path,
+                log: Callable[[str], None]) -> dict[str, Any]:
+    from transformers import AutoConfig
+
+    from e5kit.bench.quality import quality_table
+    from e5kit.bench.report import markdown_table, quality_markdown
+
+    modes = list(s.modes or (MODES_GPU if dev.type == "cuda" else MODES_CPU))
+    path, max_len = _size_checkpoint(size, s, tmp)
+    n = s.n_texts or DEFAULT_TEXTS[size]
+    raw = scifact_passages(s.data_dir, n) if s.data_dir else synthetic_texts(n)
+    runners = [st_runner(path, dev, s.st_batch, max_len)]
+    runners += [e5kit_runner(path, mode, dev, s.st_batch * max_len, max_len) for mode in modes]
+    policy = next((r.model.policy for r in runners if r.model is not None), None)
+    texts = [policy.add(t, policy.prefix_for("passage")) for t in raw] if policy else raw  # same texts for all
+    log(f"\n== {size}: {path.name}, max length {max_len}, {len(texts)} texts, reps {s.reps}")
+    lengths = _lengths(path, texts, max_len)
+    rows = run_speed(runners, texts, lengths=lengths, config=AutoConfig.from_pretrained(path), device=dev,
+                     reps=s.reps, peaks=peaks, log=log)
+    entry: dict[str, Any] = {"model": str(path), "max_length": max_len, "texts": len(texts),
+                             "real_tokens": int(sum(lengths)), "rows": [asdict(r) for r in rows],
+                             "table": markdown_table(rows)}
+    log(entry["table"])
+    if s.quality and size == "minilm":
+        q = quality_table(lambda mode: load_mode(path, mode, dev), list(dict.fromkeys(m.partition("-")[0]
+                          for m in modes)), Path(s.data_dir), max_docs=s.quality_docs, log=log)
+        entry.update(quality_docs=s.quality_docs or "all", quality=q, quality_table=quality_markdown(q))
+        log(entry["quality_table"])
+    return entry
+
+
+def run_encode_bench(settings: EncodeBenchSettings, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Both model sizes (or those asked for): speed rows, peaks, and optionally the quality table."""
+    from e5kit.encode.precision import resolve_device
+    from e5kit.encode.threads import configure_threads
+
+    s = settings.check()
+    dev = resolve_device(s.device)
+    logging.getLogger("e5kit").setLevel(logging.ERROR)  # truncation notices for every run are noise here
+    threads = configure_threads()
+    peaks = {str(dt).split(".")[-1]: matmul_peak(dt, dev) for dt in (torch.float32, torch.bfloat16, torch.float16)}
+    log(f"device {dev}, torch threads {threads}; matmul peak GFLOP/s: "
+        + ", ".join(f"{k} {v / 1e9:,.0f}" for k, v in peaks.items() if v == v))
+    result: dict[str, Any] = {"device": str(dev), "threads": threads, "peaks": peaks,
+                              "modes": list(s.modes or (MODES_GPU if dev.type == "cuda" else MODES_CPU)),
+                              "reps": s.reps, "sizes": {}}
+    tmp = Path(s.work_dir or tempfile.mkdtemp(prefix="e5kit-bench-"))
+    for size in s.sizes:
+        result["sizes"][size] = _bench_size(size, s, dev, peaks, tmp, log)
+        gc.collect()
+    return result
+
+
+def _lengths(path: Path, texts: list[str], max_len: int) -> list[int]:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path))
+    return [len(x) for x in tok(texts, truncation=True, max_length=max_len)["input_ids"]]

@@ -1,0 +1,81 @@
+"""What a benchmark measures besides wall time: resident memory, the dense-matmul peak, model FLOPs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process now (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * 4096
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class PeakRss:
+    """Samples RSS every `interval` s in a thread while the block runs; `.peak` is the max seen."""
+
+    def __init__(self, interval: float = 0.01) -> None:
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_bytes())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakRss:
+        self.peak = rss_bytes()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes())
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, *, n: int | None = None, reps: int = 5) -> float:
+    """Best dense (n x n) @ (n x n) FLOP/s seen for `dtype` on `device`: the practical peak."""
+    n = n or (8192 if device.type == "cuda" else 1024)
+    if dtype == torch.float16 and device.type == "cpu":
+        return float("nan")  # no fast fp16 matmul on CPUs; not a mode there
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    best = float("inf")
+    with torch.inference_mode():
+        for i in range(reps + 1):
+            sync(device)
+            start = time.perf_counter()
+            a @ b
+            sync(device)
+            if i:  # first run warms up
+                best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def encoder_flops(config: Any, lengths: Sequence[int]) -> float:
+    """Matmul FLOPs of a BERT encoder forward over texts of these real lengths (no padding counted).
+
+    Per layer and text of T tokens: 2*T*(4*H^2 + 2*H*I) for the projections and FFN, plus
+    2*2*T^2*H for attention scores and their use. Embeddings, norms and softmax are left out.
+    """
+    h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    t = np.asarray(lengths, dtype=np.float64)
+    per_layer = 2 * t * (4 * h * h + 2 * h * i) + 4 * t * t * h
+    return float(layers * per_layer.sum())

@@ -1,0 +1,126 @@
+"""The benchmark's parts: FLOP counts, RSS sampling, runners, tables, quality through eval tasks, CLI checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from e5kit.bench import checkpoints as C
+from e5kit.bench import encode as B
+from e5kit.bench import measure as M
+from e5kit.bench import quality as Q
+from e5kit.bench import report as R
+from e5kit.cli import main
+
+
+def test_encoder_flops_by_hand():
+    cfg = types.SimpleNamespace(hidden_size=4, intermediate_size=8, num_hidden_layers=2)
+    # per layer, T=3: 2*3*(4*16 + 2*4*8) + 4*9*4 = 768 + 144 = 912
+    assert M.encoder_flops(cfg, [3]) == 2 * 912
+    assert M.encoder_flops(cfg, [3, 3]) == 4 * 912
+    assert M.encoder_flops(cfg, []) == 0
+
+
+def test_peak_rss_sees_an_allocation():
+    with M.PeakRss(interval=0.001) as mem:
+        block = np.ones(64 * 2**20 // 8)  # 64 MB touched
+        block.sum()
+    assert mem.peak >= M.rss_bytes() - 1 and mem.peak > 64 * 2**20
+    assert M.matmul_peak(torch.float32, torch.device("cpu"), n=64, reps=1) > 0
+    assert np.isnan(M.matmul_peak(torch.float16, torch.device("cpu")))
+
+
+def test_run_speed_rows_and_table(tiny_bert):
+    texts = ["passage: the cell", "passage: water and fire " * 5, "passage: protein"]
+    modes = ("fp32", "fp32-hf", "bf16", "int8")
+    runners = [B.e5kit_runner(tiny_bert, mode, torch.device("cpu"), 256, 64) for mode in modes]
+    cfg = types.SimpleNamespace(hidden_size=32, intermediate_size=64, num_hidden_layers=2)
+    rows = B.run_speed(runners, texts, lengths=[5, 20, 4], config=cfg, device=torch.device("cpu"), reps=2,
+                       peaks={"float32": 1e9, "bfloat16": 2e9}, log=lambda _: None)
+    assert [r.name for r in rows] == ["e5kit fp32", "e5kit fp32-hf", "e5kit bf16", "e5kit int8"]
+    assert rows[0].ratio_to_st == 1.0 and rows[0].max_abs_diff == 0.0
+    assert rows[1].max_abs_diff <= 1e-5 and rows[2].min_cosine > 0.99
+    assert all(len(r.all_seconds) == 2 and r.tokens_per_s > 0 and r.peak_rss_mb > 0 for r in rows)
+    assert rows[2].peak_fraction > 0 and np.isnan(rows[3].peak_fraction)  # int8 is not a fraction of fp32's peak
+    table = R.markdown_table(rows)
+    assert table.count("\n") == 5 and "e5kit fp32-hf" in table and "| n/a |" in table
+    json.dumps([dataclasses.asdict(r) for r in rows])
+
+
+def test_bad_modes_fail_clearly(tiny_bert):
+    with pytest.raises(ValueError, match="precision"):
+        B.e5kit_runner(tiny_bert, "fp8", torch.device("cpu"), 256, 64)
+    with pytest.raises(ValueError, match="backend"):
+        B.e5kit_runner(tiny_bert, "fp32-onnx", torch.device("cpu"), 256, 64)
+    with pytest.raises(ValueError, match="sizes"):
+        B.run_encode_bench(B.EncodeBenchSettings(sizes=["huge"]))
+    with pytest.raises(ValueError, match="reps"):
+        B.run_encode_bench(B.EncodeBenchSettings(sizes=["minilm"], reps=0))
+    with pytest.raises(ValueError, match="quality needs"):
+        B.EncodeBenchSettings(quality=True).check()
+
+
+def test_synthetic_checkpoint_and_texts(tmp_path):
+    texts = C.synthetic_texts(200, seed=1)
+    assert texts == C.synthetic_texts(200, seed=1) and not any(t.startswith("passage: ") for t in texts)
+    words = [len(t.split()) for t in texts]
+    assert 120 < np.mean(words) < 320 and max(words) > 512  # SciFact-like spread with some over the limit
+    path = C.make_random_bert(tmp_path / "rb", None, layers=1, hidden=16, heads=2, intermediate=32, positions=64)
+    from e5kit import E5
+
+    m = E5(path)
+    assert m.dim == 16 and m.max_seq_length == 64
+    assert m.count_tokens(texts[:3])[0] == 64  # synthetic words are whole vocabulary entries
+
+
+@pytest.mark.parametrize("argv", [["bench", "--texts", "0"], ["bench", "--batch-size", "0"],
+                                  ["bench", "--data", "/nonexistent/dir"]])
+def test_cli_rejects_bad_arguments(argv, capsys):
+    assert main(argv) == 1
+    assert "e5kit bench: error:" in capsys.readouterr().err
+
+
+def _tiny_eval_data(root):
+    import gzip
+
+    sci = root / "scifact"
+    (sci / "qrels").mkdir(parents=True)
+    words = ["water", "fire", "protein cell", "stone", "wind", "sand"]
+    docs = [{"_id": f"d{i}", "title": t, "text": t} for i, t in enumerate(words)]
+    with gzip.open(sci / "corpus.jsonl.gz", "wt") as fh:
+        fh.write("\n".join(json.dumps(d) for d in docs))
+    with gzip.open(sci / "queries.jsonl.gz", "wt") as fh:
+        fh.write("\n".join(json.dumps({"_id": f"q{i}", "text": d["text"]}) for i, d in enumerate(docs[:3])))
+    (sci / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"q{i}\td{i}\t1\n" for i in range(3)))
+    (root / "sts").mkdir()
+    with gzip.open(root / "sts" / "stsbenchmark.test.jsonl.gz", "wt") as fh:
+        rows = [("water", "water", 5.0), ("water", "fire", 0.0), ("fire", "fire", 4.0), ("sand", "stone", 1.0)]
+        fh.write("\n".join(json.dumps({"sentence1": a, "sentence2": b, "score": s}) for a, b, s in rows))
+
+
+def test_quality_goes_through_eval_tasks(tmp_path, tiny_bert):
+    """Queries equal to their documents: nDCG@10 is 1 whatever the weights; fp32 vs itself is inside budget."""
+    from e5kit import E5
+
+    _tiny_eval_data(tmp_path)
+    q = Q.quality_table(lambda mode: E5(tiny_bert, precision=mode), ["fp32", "bf16"], tmp_path, log=lambda _: None)
+    assert q["fp32"]["scifact_ndcg10"] == pytest.approx(1.0)
+    assert q["fp32"]["d_ndcg10"] == 0.0 and q["fp32"]["min_cosine_to_fp32"] == pytest.approx(1.0)
+    assert q["fp32"]["within_budget"] == 1.0 and -1 <= q["bf16"]["stsb_spearman"] <= 1
+    assert "| fp32 |" in R.quality_markdown(q)
+    data = Q.get_dataset("scifact", tmp_path).load()["data"]
+    sub = Q.sub_corpus(data, 4)
+    assert set(sub.corpus_ids) >= {"d0", "d1", "d2"} and len(sub.corpus_ids) == 4
+    assert Q.sub_corpus(data, None) is data
+
+
+def test_report_files(tmp_path):
+    result = {"device": "cpu", "threads": 2, "sizes": {"minilm": {"texts": 3, "max_length": 256, "table": "|t|"}}}
+    js, md = R.write_report(result, tmp_path / "out")
+    assert json.loads(js.read_text())["threads"] == 2 and "## minilm: 3 texts" in md.read_text()
