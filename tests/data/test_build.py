@@ -27,20 +27,20 @@ def wordnet_files(tmp_path, n=4, lines=3):
 
 def test_build_and_rebuild_is_idempotent(tmp_path):
     files = wordnet_files(tmp_path)
-    m = build_pairs("wordnet", files, tmp_path / "out", progress=False)
+    m = build_pairs("wordnet", files, tmp_path / "out", show_progress=False)
     assert m["done"] and m["pairs"] == 12 and len(m["inputs"]) == 4
-    again = build_pairs("wordnet", files, tmp_path / "out", progress=False)
+    again = build_pairs("wordnet", files, tmp_path / "out", show_progress=False)
     assert again["pairs"] == 12 and len(list(iter_pairs(tmp_path / "out"))) == 12
 
 
 @pytest.mark.parametrize("n_files, parts", [(4, 2), (1, 3)])
 def test_parts_are_disjoint_and_complete(tmp_path, n_files, parts):
     files = wordnet_files(tmp_path, n_files)
-    whole = {p.id for p in iter_pairs(build_pairs("wordnet", files, tmp_path / "all", progress=False) and
+    whole = {p.id for p in iter_pairs(build_pairs("wordnet", files, tmp_path / "all", show_progress=False) and
                                       tmp_path / "all")}
     ids = []
     for i in range(parts):
-        build_pairs("wordnet", files, tmp_path / "parts", part=f"{i}/{parts}", progress=False)
+        build_pairs("wordnet", files, tmp_path / "parts", part=f"{i}/{parts}", show_progress=False)
     ids = [p.id for p in iter_pairs(tmp_path / "parts")]
     assert len(ids) == len(set(ids)) and set(ids) == whole
     assert read_manifest(tmp_path / "parts", f"pairs-part000of{parts:03d}")["done"]
@@ -60,12 +60,12 @@ def test_resume_after_crash_skips_finished_work(tmp_path, monkeypatch):
 
     monkeypatch.setattr(mod, "iter_file", crashing)
     with pytest.raises(KeyboardInterrupt):
-        build_pairs("wordnet", files, tmp_path / "out", shard_bytes=1024, progress=False)
+        build_pairs("wordnet", files, tmp_path / "out", shard_bytes=1024, show_progress=False)
     m = read_manifest(tmp_path / "out")
     assert not m["done"]
     calls.clear()
     monkeypatch.setattr(mod, "iter_file", lambda path, **kw: (calls.append(path), (yield from real(path, **kw)))[1])
-    m = build_pairs("wordnet", files, tmp_path / "out", shard_bytes=1024, progress=False)
+    m = build_pairs("wordnet", files, tmp_path / "out", shard_bytes=1024, show_progress=False)
     assert m["done"] and m["pairs"] == 1800
     assert len(calls) < 6  # inputs whose pairs sat in finished shards were not read again
     ids = [p.id for p in iter_pairs(tmp_path / "out")]
@@ -74,7 +74,7 @@ def test_resume_after_crash_skips_finished_work(tmp_path, monkeypatch):
 
 def test_limit_and_bad_arguments(tmp_path):
     files = wordnet_files(tmp_path, 2)
-    assert build_pairs("wordnet", files, tmp_path / "o", limit=4, progress=False)["pairs"] == 4
+    assert build_pairs("wordnet", files, tmp_path / "o", limit=4, show_progress=False)["pairs"] == 4
     with pytest.raises(ValueError, match="limit"):
         build_pairs("wordnet", files, tmp_path / "o2", limit=0)
     with pytest.raises(ValueError, match="unknown pair source"):
@@ -90,13 +90,13 @@ def test_limit_and_bad_arguments(tmp_path):
 
 
 def test_multi_file_source_reddit(tmp_path):
-    m = build_pairs("reddit", dumps.reddit_jsonl(tmp_path), tmp_path / "out", progress=False)
+    m = build_pairs("reddit", dumps.reddit_jsonl(tmp_path), tmp_path / "out", show_progress=False)
     assert m["pairs"] == 2 and {p.source for p in iter_pairs(tmp_path / "out")} == {"reddit"}
 
 
 def test_builder_options_are_passed(tmp_path):
     posts = dumps.stackexchange_posts(tmp_path)
-    m = build_pairs("stackexchange", [posts], tmp_path / "o", options={"min_score": 8}, progress=False)
+    m = build_pairs("stackexchange", [posts], tmp_path / "o", options={"min_score": 8}, show_progress=False)
     assert m["pairs"] == 1 and m["info"]["options"] == {"min_score": 8}
 
 
@@ -107,7 +107,7 @@ def test_folder_inputs_are_expanded_by_the_builder(tmp_path):
     (docs / "_static").mkdir()
     (docs / "_static" / "basic.css").write_text("body { margin: 0 }")
     (docs / "objects.inv").write_bytes(b"\x00\x01binary")
-    m = build_pairs("pydocs", [docs], tmp_path / "out", progress=False)
+    m = build_pairs("pydocs", [docs], tmp_path / "out", show_progress=False)
     assert m["pairs"] == 3 and m["info"]["inputs"] == 1  # json.html only: no index, css or binary files
 
 
@@ -137,4 +137,4 @@ def test_local_corpus_missing_files_installs_when_asked(tmp_path, monkeypatch):
     assert mod.default_inputs(install=False) == [] and installed == []
     assert mod.default_inputs(install=True) == [] and installed == [["wordnet-base"]]
     with pytest.raises(Exception, match="wordnet-base"):
-        build_pairs("wordnet", [], tmp_path / "o", install=False, progress=False)
+        build_pairs("wordnet", [], tmp_path / "o", install=False, show_progress=False)

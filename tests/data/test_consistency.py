@@ -47,7 +47,7 @@ def write(folder, pairs, shard_bytes=1024):
 
 def test_keeps_exactly_the_consistent_pairs():
     pairs = constructed_pairs()
-    f = ConsistencyFilter(TopicEncoder(), [p.passage for p in pairs], top_k=2, chunk_size=7, progress=False)
+    f = ConsistencyFilter(TopicEncoder(), [p.passage for p in pairs], top_k=2, chunk_size=7, show_progress=False)
     assert f.keep_mask(pairs).tolist() == [True] * 40 + [False] * 10
     assert f.keep_mask([]).tolist() == []
 
@@ -55,9 +55,9 @@ def test_keeps_exactly_the_consistent_pairs():
 def test_own_passage_in_pool_does_not_count_against_it():
     enc = TopicEncoder()
     pair = Pair("about water", "fire passage", "s")  # inconsistent: scores 0 against its own passage
-    f = ConsistencyFilter(enc, ["fire passage", "earth passage"], top_k=1, progress=False)
+    f = ConsistencyFilter(enc, ["fire passage", "earth passage"], top_k=1, show_progress=False)
     assert f.ranks([pair]).tolist() == [0]  # the only pool item scoring higher... is its own text
-    f2 = ConsistencyFilter(enc, ["water one", "water two", "fire passage"], top_k=2, progress=False)
+    f2 = ConsistencyFilter(enc, ["water one", "water two", "fire passage"], top_k=2, show_progress=False)
     assert f2.ranks([pair]).tolist() == [2]
 
 
@@ -84,7 +84,7 @@ def test_filter_run_reports_per_source_and_resumes(tmp_path):
     write(tmp_path / "raw", constructed_pairs())
     enc = TopicEncoder()
     rep = consistency_filter(tmp_path / "raw", tmp_path / "out", model=enc, pool_size=100, top_k=2,
-                             chunk_size=16, progress=False)
+                             chunk_size=16, show_progress=False)
     assert rep["by_source"]["good"] == {"input": 40, "kept": 40, "kept_fraction": 1.0}
     assert rep["by_source"]["bad"]["kept"] == 0 and rep["kept"] == 40
     kept = list(iter_pairs(tmp_path / "out"))
@@ -92,7 +92,7 @@ def test_filter_run_reports_per_source_and_resumes(tmp_path):
     assert json.loads((tmp_path / "out" / "report-consistency.json").read_text())["kept"] == 40
     enc.calls = 0
     again = consistency_filter(tmp_path / "raw", tmp_path / "out", model=enc, pool_size=100, top_k=2,
-                               progress=False)
+                               show_progress=False)
     assert enc.calls == 0 and again["kept"] == 40  # pool cached, every shard already done
     with pytest.raises(ValueError, match="must differ"):
         consistency_filter(tmp_path / "raw", tmp_path / "raw", model=enc, pool_size=5)
@@ -102,7 +102,7 @@ def test_parts_split_shards(tmp_path):
     write(tmp_path / "raw", constructed_pairs(), shard_bytes=1024)
     for i in range(2):
         consistency_filter(tmp_path / "raw", tmp_path / "out", model=TopicEncoder(), pool_size=100, top_k=2,
-                           part=f"{i}/2", progress=False)
+                           part=f"{i}/2", show_progress=False)
     rep = json.loads((tmp_path / "out" / "report-consistency.json").read_text())
     assert rep["input"] == 50 and rep["kept"] == 40
 
@@ -126,7 +126,7 @@ def test_pool_passages_are_not_embedded_twice():
     pairs = constructed_pairs()
     enc = TopicEncoder()
     pool = [p.passage for p in pairs[:25]]
-    f = ConsistencyFilter(enc, pool, top_k=2, progress=False)
+    f = ConsistencyFilter(enc, pool, top_k=2, show_progress=False)
     seen = []
     enc.encode_passages = lambda texts: (seen.extend(texts), TopicEncoder._embed(enc, texts))[1]
     assert f.keep_mask(pairs).tolist() == [True] * 40 + [False] * 10
@@ -145,5 +145,5 @@ def test_same_answer_without_faiss(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_faiss)
-    f = ConsistencyFilter(TopicEncoder(), [p.passage for p in pairs], top_k=2, progress=False)
+    f = ConsistencyFilter(TopicEncoder(), [p.passage for p in pairs], top_k=2, show_progress=False)
     assert f.keep_mask(pairs).tolist() == [True] * 40 + [False] * 10

@@ -115,7 +115,7 @@ def test_filter_rules_report_counts_every_reason(tmp_path):
         for p in pairs:
             w.write(p)
     cfg = RuleConfig(eval_dirs=[str(eval_dir(tmp_path))], near_threshold=0.7, num_perm=128)
-    rep = filter_rules(tmp_path / "raw", tmp_path / "clean", cfg, progress=False)
+    rep = filter_rules(tmp_path / "raw", tmp_path / "clean", cfg, show_progress=False)
     steps = {s["filter"]: s for s in rep["steps"]}
     assert rep["input"] == 6 and rep["kept"] == 1
     assert steps["length"]["reasons"] == {"query_short_chars": 1}
@@ -136,7 +136,7 @@ def test_filter_rules_steps_can_be_switched_off(tmp_path):
         for _ in range(3):
             w.write(P("Bauernhof", GERMAN))
     cfg = RuleConfig(english=False, exact_dedup=False, near_dedup=False, decontaminate=False)
-    rep = filter_rules(tmp_path / "raw", tmp_path / "out", cfg, progress=False)
+    rep = filter_rules(tmp_path / "raw", tmp_path / "out", cfg, show_progress=False)
     assert rep["kept"] == 3 and [s["filter"] for s in rep["steps"]] == ["length"]
     with pytest.raises(ValueError, match="must differ"):
         filter_rules(tmp_path / "raw", tmp_path / "raw", cfg)
@@ -151,7 +151,7 @@ def test_filter_rules_mixes_input_folders_by_size(tmp_path):
             for i in range(n):
                 w.write(P(f"{name} query number {i}", f"{name} passage text number {i} with some words", name))
     cfg = RuleConfig(english=False, exact_dedup=False, near_dedup=False, decontaminate=False)
-    rep = filter_rules([tmp_path / "big", tmp_path / "small"], tmp_path / "out", cfg, progress=False)
+    rep = filter_rules([tmp_path / "big", tmp_path / "small"], tmp_path / "out", cfg, show_progress=False)
     assert rep["kept"] == 400
     sources = [p.source for p in iter_pairs(tmp_path / "out")]
     assert sources.count("big") == 300 and sources.count("small") == 100

@@ -50,8 +50,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["pairs", "build", "papers", "-o", str(tmp_path / "o"), "--no-progress"]) == 1
     assert "needs input files" in capsys.readouterr().err
     assert main(["pairs", "build", "wordnet", str(tmp_path / "nope"), "-o", str(tmp_path / "o")]) == 1
-    assert main(["pairs", "build", "wordnet", "-o", str(tmp_path / "o"), "--option", "oops"]) == 1
-    assert "KEY=VALUE" in capsys.readouterr().err
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as usage:  # a malformed option is a usage error (exit 2), named by argparse
+        main(["pairs", "build", "wordnet", "-o", str(tmp_path / "o"), "--option", "oops"])
+    assert usage.value.code == 2 and "KEY=VALUE" in capsys.readouterr().err
     assert main(["pairs", "clean", str(tmp_path / "missing"), "-o", str(tmp_path / "c")]) == 1
     with pytest.raises(SystemExit) as exc:
         main(["pairs", "build", "gopher", "-o", "x"])

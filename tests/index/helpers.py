@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from e5kit.index.build import merge_index
 from e5kit.index.layout import FORMAT, IndexLayout, IndexSettings
+from e5kit.index.merge import merge_index
 from e5kit.io.atomic import atomic_write_json
 
 WORDS = (

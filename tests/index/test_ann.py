@@ -59,7 +59,7 @@ def test_recall_helpers():
     "kind, params, match",
     [
         ("lsh", {}, "not one of"),
-        ("hnsw", {"nlist": 3}, "unknown hnsw parameter"),
+        ("hnsw", {"nlist": 3}, "do not apply to hnsw"),
         ("ivfpq", {"m": 5}, "divide"),
     ],
 )

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from e5kit.errors import InputFormatError
-from e5kit.index.build import build_index, merge_index, parse_shard_spec
+from e5kit.index.build import build_index, parse_shard_spec
 from e5kit.index.exact import topk
 from e5kit.index.layout import IndexFormatError, IndexLayout
+from e5kit.index.merge import merge_index
 from e5kit.index.store import DenseIndex
 
 from .helpers import doc_text, write_corpus

@@ -20,36 +20,54 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def load_model(args: argparse.Namespace) -> Any:
-    """An E5 from the model arguments; the default model comes from E5KIT_MODEL or the E5 default."""
-    import os
-
-    from e5kit import E5
-    from e5kit.model.checkpoint import DEFAULT_MODEL
-
-    kwargs: dict[str, Any] = {}
+def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """E5's keyword arguments from the model argument group (those not given are left out)."""
+    kwargs: dict[str, Any] = {"device": args.device, "precision": args.precision}
     if args.batch_tokens is not None:
         kwargs["max_tokens_per_batch"] = args.batch_tokens
     if args.max_length is not None:
         kwargs["max_seq_length"] = args.max_length
-    model = args.model or os.environ.get("E5KIT_MODEL") or DEFAULT_MODEL
-    return E5(model, device=args.device, precision=args.precision, **kwargs)
+    return kwargs
+
+
+def load_model(args: argparse.Namespace) -> Any:
+    """An E5 from the model arguments; the default model comes from E5KIT_MODEL or the E5 default."""
+    from e5kit import E5
+    from e5kit.model.checkpoint import default_model_name
+
+    return E5(args.model or default_model_name(), **model_kwargs(args))
 
 
 def progress_flag(args: argparse.Namespace) -> bool | None:
     return False if getattr(args, "no_progress", False) else None
 
 
-def format_matrix(rows: list[str], cols: list[str], scores: Any, width: int = 40) -> str:
-    """A plain-text table: one line per row label, one column per column label, scores to 2 decimals."""
+def add_query_args(p: argparse.ArgumentParser) -> None:
+    """--query (repeatable), --queries FILE, -k, --json."""
+    p.add_argument(
+        "--query", "-q", action="append", default=[], metavar="Q", help="a query (repeat for more)"
+    )
+    p.add_argument(
+        "--queries",
+        metavar="FILE",
+        help="more queries from a file: .txt (one per line) or .jsonl[.gz] with _id/text (BEIR)",
+    )
+    p.add_argument("-k", type=int, default=10, help="results per query (default: 10)")
+    p.add_argument("--json", action="store_true", help="one JSON object per query on stdout (JSON Lines)")
 
-    def short(text: str) -> str:
-        text = " ".join(text.split())
-        return text if len(text) <= width else text[: width - 1] + "…"
 
-    labels = [f"P{j + 1}" for j in range(len(cols))]
-    lines = ["  ".join(f"{label}: {short(c)}" for label, c in zip(labels, cols, strict=True))]
-    lines.append(f"{'':{width}}  " + "  ".join(f"{label:>7}" for label in labels))
-    for i, row in enumerate(rows):
-        lines.append(f"{short(row):{width}}  " + "  ".join(f"{scores[i][j]:7.2f}" for j in range(len(cols))))
-    return "\n".join(lines)
+def read_queries(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """(ids, texts) of the queries given by --query and --queries; at least one is required."""
+    ids = [str(i) for i in range(len(args.query))]
+    texts = list(args.query)
+    if args.queries:
+        from e5kit.io.records import iter_text_records
+
+        for rec in iter_text_records(args.queries, title_field=None):
+            ids.append(rec.id)
+            texts.append(rec.text)
+    if not texts:
+        raise ValueError("no query given: use --query TEXT (repeatable) or --queries FILE")
+    if args.k < 1:
+        raise ValueError(f"-k must be a positive int, got {args.k}")
+    return ids, texts

@@ -29,11 +29,10 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from e5kit.io.embed_files import encode_file
+    from e5kit.io.records import CorpusFields
 
-    path, count = encode_file(
-        load_model(args), args.input, args.output, role=args.role, text_field=args.text_field,
-        title_field=args.title_field or None, id_field=args.id_field, normalize=not args.no_normalize,
-        show_progress=progress_flag(args),
-    )
+    fields = CorpusFields(id=args.id_field, title=args.title_field or None, text=args.text_field)
+    path, count = encode_file(load_model(args), args.input, args.output, role=args.role, fields=fields,
+                              normalize=not args.no_normalize, show_progress=progress_flag(args))
     logging.getLogger("e5kit").info("wrote %d embeddings to %s", count, path)
     return 0

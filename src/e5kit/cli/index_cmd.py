@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 
-from e5kit.cli.common import add_model_args, load_model, progress_flag
-from e5kit.cli.search_cmd import add_query_args, print_results, read_queries
+from e5kit.cli.common import add_model_args, add_query_args, model_kwargs, progress_flag, read_queries
 
 log = logging.getLogger("e5kit")
+ANN_OPTIONS = ("nlist", "m", "nbits", "train_size", "nprobe", "refine", "M", "ef_construction", "ef_search")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -115,156 +114,62 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from e5kit.index.build import build_index
+    from e5kit.index.build import BuildSettings, build_index, rank_device
     from e5kit.index.corpus import CorpusFields
+    from e5kit.index.search import index_model
 
-    fields = None
-    if any(v is not None for v in (args.text_field, args.title_field, args.id_field)):
-        fields = CorpusFields(
-            id=args.id_field or "_id",
-            title="title" if args.title_field is None else (args.title_field or None),
-            text=args.text_field or "text",
-        )
-    if args.device is None:
-        from e5kit.index.build import rank_device
-
-        args.device = rank_device()  # one GPU per torchrun rank
-    model = load_model(args) if args.model or _no_index(args.output) else _index_model(args, args.output)
-    report = build_index(
-        args.corpus,
-        args.output,
-        model=model,
-        shard=args.shard,
-        shard_size=args.shard_size,
-        dtype=args.dtype,
-        quantize=args.quantize,
-        normalize=False if args.no_normalize else None,
-        fields=fields,
-        skip_empty=True if args.skip_empty else None,
-        show_progress=progress_flag(args),
-        merge=not args.no_merge,
-    )
-    log.info(
-        "%s: %d documents in %d shards; encoded %d documents (%d shards, %.1f docs/s), kept %d shards; %s",
-        report.folder,
-        report.docs,
-        report.shards,
-        report.encoded_docs,
-        report.encoded_shards,
-        report.docs_per_second,
-        report.skipped_shards,
-        "complete" if report.complete else "not merged yet",
-    )
+    fields = CorpusFields.from_options(id=args.id_field, title=args.title_field, text=args.text_field)
+    settings = BuildSettings(shard=args.shard, shard_size=args.shard_size, dtype=args.dtype, quantize=args.quantize,
+                             normalize=False if args.no_normalize else None, fields=fields,
+                             skip_empty=True if args.skip_empty else None, show_progress=progress_flag(args),
+                             merge=not args.no_merge)
+    kwargs = model_kwargs(args)
+    kwargs["device"] = kwargs["device"] or rank_device()  # one GPU per torchrun rank
+    report = build_index(args.corpus, args.output, model=index_model(args.output, model=args.model, **kwargs),
+                         settings=settings)
+    log.info("%s", report.summary())
     return 0
 
 
-def _no_index(folder: str) -> bool:
-    from e5kit.index.layout import IndexLayout
-
-    return not IndexLayout(folder).exists()
-
-
-def _index_model(args: argparse.Namespace, folder: str):
-    """The index's own model (name, precision, max length) unless the user named another."""
-    from e5kit.index.layout import IndexLayout, IndexSettings
-
-    s = IndexSettings.from_json(IndexLayout(folder).read_manifest()["settings"])
-    if not args.model:
-        args.model = s.model
-        args.precision = args.precision or s.precision
-        args.max_length = args.max_length or s.max_seq_length
-    return load_model(args)
-
-
 def run_merge(args: argparse.Namespace) -> int:
-    from e5kit.index.build import merge_index
+    from e5kit.index.merge import merge_index
 
-    manifest = merge_index(args.index, checksums=not args.no_checksums)
-    c = manifest["complete"]
+    c = merge_index(args.index, checksums=not args.no_checksums)["complete"]
     log.info("%s: complete, %d documents in %d shards", args.index, c["docs"], c["shards"])
     return 0
 
 
 def run_search(args: argparse.Namespace) -> int:
+    from e5kit.cli.render import print_results
+    from e5kit.index.search import SearchOptions, index_model, search
     from e5kit.index.store import DenseIndex
 
     qids, queries = read_queries(args)
-    dense = DenseIndex.open(args.index)
-    model = _index_model(args, args.index)
-    if args.method != "dense":
-        if args.ann:
-            raise ValueError("--ann searches the dense vectors only; drop it or use --method dense")
-        from e5kit.index.hybrid import HybridSearcher
-
-        hits = HybridSearcher.open(dense, model).search(
-            queries,
-            args.k,
-            method=args.method,
-            alpha=args.alpha,
-            vectors=args.vectors,
-            show_progress=progress_flag(args),
-        )
-    elif args.ann:
-        from e5kit.index.ann import AnnIndex
-
-        dense.check_model(model)
-        q = model.encode_queries(queries, normalize=dense.settings.normalize, show_progress=progress_flag(args))
-        ann = AnnIndex.load(dense, args.ann)
-        hits = dense.hits(
-            *ann.search(
-                q,
-                args.k,
-                **{
-                    k: v
-                    for k, v in (
-                        ("nprobe", args.nprobe),
-                        ("refine", args.refine),
-                        ("ef_search", args.ef_search),
-                    )
-                    if v is not None
-                },
-            )
-        )
-    else:
-        hits = dense.search(model, queries, args.k, vectors=args.vectors, show_progress=progress_flag(args))
+    index = DenseIndex.open(args.index)  # before the model loads: a wrong folder fails at once
+    options = SearchOptions(alpha=args.alpha, vectors=args.vectors, ann=args.ann, nprobe=args.nprobe,
+                            refine=args.refine, ef_search=args.ef_search, show_progress=progress_flag(args))
+    model = index_model(args.index, model=args.model, **model_kwargs(args))
+    hits = search(index, queries, k=args.k, method=args.method, model=model, options=options)
     print_results(qids, queries, hits, as_json=args.json)
     return 0
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from e5kit.cli.render import print_check
     from e5kit.index.check import check_index
     from e5kit.index.store import DenseIndex
 
     rows = check_index(DenseIndex.open(args.index), sample=args.sample, k=args.k, verify=not args.no_verify)
-    if args.json:
-        print(json.dumps([r.__dict__ for r in rows], indent=1))
-        return 0
-    sys.stdout.write(f"{'method':<14} {'recall@' + str(args.k):>9} {'ms/query':>9}  params\n")
-    for r in rows:
-        sys.stdout.write(f"{r.method:<14} {r.recall:9.4f} {r.ms_per_query:9.3f}  {json.dumps(r.params)}\n")
+    print_check(rows, args.k, as_json=args.json)
     return 0
 
 
 def run_ann(args: argparse.Namespace) -> int:
-    from e5kit.index.ann import DEFAULTS, build_ann
+    from e5kit.index.ann import build_ann
     from e5kit.index.store import DenseIndex
 
-    given = {
-        "nlist": args.nlist,
-        "m": args.m,
-        "nbits": args.nbits,
-        "train_size": args.train_size,
-        "nprobe": args.nprobe,
-        "refine": args.refine,
-        "M": args.M,
-        "ef_construction": args.ef_construction,
-        "ef_search": args.ef_search,
-    }
-    params = {k: v for k, v in given.items() if v is not None}
-    bad = set(params) - set(DEFAULTS[args.kind])
-    if bad:
-        raise ValueError(f"option(s) {sorted(bad)} do not apply to --kind {args.kind}")
-    ann = build_ann(DenseIndex.open(args.index), args.kind, **params)
+    given = {name: getattr(args, name) for name in ANN_OPTIONS if getattr(args, name) is not None}
+    ann = build_ann(DenseIndex.open(args.index), args.kind, **given)
     log.info("%s index built in %.1fs with %s", args.kind, ann.build_seconds, json.dumps(ann.params))
     return 0
 

@@ -17,6 +17,16 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 256M, 1G, 1048576)") from exc
 
 
+def _key_value(item: str) -> tuple[str, object]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"must be KEY=VALUE, got {item!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("pairs", help="build, filter and inspect weak training pairs",
                               description="Weak (query, passage) pairs the E5 way: build from dumps, "
@@ -32,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--limit", type=int, default=None, help="stop after this many pairs")
     b.add_argument("--no-install", action="store_true", help="never run apt-get for missing local corpora")
     b.add_argument("--no-resume", action="store_true", help="start over instead of resuming an unfinished build")
-    b.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+    b.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
                    help="builder option (JSON value), e.g. --option min_score=2; repeatable")
     b.set_defaults(run=run_build)
 
@@ -80,76 +90,53 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def _output(args: argparse.Namespace):
+    from e5kit.data.shards import OutputSettings
+
+    return OutputSettings(fmt=args.format, shard_bytes=args.shard_size, part=args.shard,
+                          resume=not getattr(args, "no_resume", False),
+                          show_progress=False if args.no_progress else None)
+
+
 def run_build(args: argparse.Namespace) -> int:
     from e5kit.data.build import build_pairs
 
-    options = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--option must be KEY=VALUE, got {item!r}")
-        try:
-            options[key] = json.loads(value)
-        except ValueError:
-            options[key] = value
-    m = build_pairs(args.source, args.inputs, args.out, fmt=args.format, shard_bytes=args.shard_size,
-                    part=args.shard, resume=not args.no_resume, install=not args.no_install, limit=args.limit,
-                    progress=not args.no_progress, options=options)
+    m = build_pairs(args.source, args.inputs, args.out, install=not args.no_install, limit=args.limit,
+                    options=dict(args.option), output=_output(args))
     print(f"{m['pairs']} pairs in {len(m['shards'])} shards under {args.out}")
     return 0
 
 
 def run_clean(args: argparse.Namespace) -> int:
+    from e5kit.cli.render import print_rule_report
     from e5kit.data.filters import RuleConfig, filter_rules
 
-    fields = {}
-    if args.config:
-        with open(args.config, encoding="utf-8") as fh:
-            fields = json.load(fh)
-    if args.eval_dir:
-        fields["eval_dirs"] = args.eval_dir
-    if args.lang_backend:
-        fields["lang_backend"] = args.lang_backend
-    if args.tokenizer:
-        fields["tokenizer"] = args.tokenizer
-    for flag, name in (("no_decontaminate", "decontaminate"), ("no_english", "english"),
-                       ("no_exact_dedup", "exact_dedup"), ("no_near_dedup", "near_dedup")):
-        if getattr(args, flag):
-            fields[name] = False
-    try:
-        cfg = RuleConfig(**fields)
-    except TypeError as exc:
-        raise ValueError(f"bad rule config: {exc}") from exc
-    rep = filter_rules(args.src, args.out, cfg, fmt=args.format, shard_bytes=args.shard_size, part=args.shard,
-                       progress=not args.no_progress)
-    for step in rep["steps"]:
-        print(f"{step['filter']:>14}: {step['in']:>9} -> {step['out']:>9}  (-{step['dropped']})")
-    print(f"kept {rep['kept']} of {rep['input']} pairs under {args.out}")
+    off = {name: False for flag, name in (("no_decontaminate", "decontaminate"), ("no_english", "english"),
+                                          ("no_exact_dedup", "exact_dedup"), ("no_near_dedup", "near_dedup"))
+           if getattr(args, flag)}
+    cfg = RuleConfig.load(args.config, eval_dirs=args.eval_dir or None, lang_backend=args.lang_backend,
+                          tokenizer=args.tokenizer, **off)
+    rep = filter_rules(args.src, args.out, cfg, output=_output(args))
+    print_rule_report(rep, args.out)
     return 0
 
 
 def run_filter(args: argparse.Namespace) -> int:
-    from e5kit.data.consistency import consistency_filter
+    from e5kit.cli.render import print_consistency_report
+    from e5kit.data.consistency import ConsistencySettings, consistency_filter
 
-    rep = consistency_filter(args.src, args.out, model=args.model, pool_size=args.pool_size, top_k=args.top_k,
-                             pool_from=args.pool_from, chunk_size=args.chunk_size, seed=args.seed,
-                             device=args.device, precision=args.precision,
-                             max_seq_length=args.max_seq_length, fmt=args.format,
-                             shard_bytes=args.shard_size, part=args.shard, resume=not args.no_resume,
-                             progress=not args.no_progress)
-    for source, c in rep["by_source"].items():
-        print(f"{source:>14}: kept {c['kept']} of {c['input']} ({c['kept_fraction']:.1%})")
-    print(f"kept {rep['kept']} of {rep['input']} pairs under {args.out}")
+    settings = ConsistencySettings(**vars(_output(args)), pool_size=args.pool_size, top_k=args.top_k,
+                                   pool_from=args.pool_from, chunk_size=args.chunk_size, seed=args.seed,
+                                   device=args.device, precision=args.precision, max_seq_length=args.max_seq_length)
+    rep = consistency_filter(args.src, args.out, model=args.model, settings=settings)
+    print_consistency_report(rep, args.out)
     return 0
 
 
 def run_stats(args: argparse.Namespace) -> int:
+    from e5kit.cli.render import print_pair_stats
     from e5kit.data.stats import pair_stats
 
     st = pair_stats(args.src, out=args.out, samples=args.samples, seed=args.seed)
-    print(f"{st['pairs']} pairs")
-    for source, c in st["sources"].items():
-        print(f"{source:>14}: {c['pairs']:>9} pairs, median query {c['query_chars_median']} chars, "
-              f"median passage {c['passage_chars_median']} chars")
-    print(f"wrote {st['written']}")
+    print_pair_stats(st)
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from e5kit.cli.common import add_model_args, format_matrix, load_model
+from e5kit.cli.common import add_model_args, load_model
+from e5kit.cli.render import format_matrix
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -26,17 +26,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """--set values, then the short flags given, as key=value overrides."""
+    values = {key: getattr(args, f"opt_{key}") for key, _ in SHORT_FLAGS}
+    given = [f"{key}={value}" for key, value in values.items() if value is not None]
+    return [*args.overrides, *given, *(["progress=false"] if args.no_progress else [])]
+
+
 def run(args: argparse.Namespace) -> int:
     from e5kit.train.config import load_config
 
-    overrides = list(args.overrides)
-    for key, _ in SHORT_FLAGS:
-        value = getattr(args, f"opt_{key}")
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    if args.no_progress:
-        overrides.append("progress=false")
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(args.config, _overrides(args))
     if args.print_config:
         import yaml
 

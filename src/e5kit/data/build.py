@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from e5kit.data.pairs import Pair
-from e5kit.data.shards import DEFAULT_SHARD_BYTES, PairWriter
+from e5kit.data.shards import OutputSettings, PairWriter
 from e5kit.data.sources import get_source
 from e5kit.errors import E5kitError
+from e5kit.options import with_options
 
 log = logging.getLogger("e5kit")
 
@@ -73,32 +74,34 @@ def _select(files: list[Path], part: tuple[int, int]) -> tuple[list[Path], bool]
 
 
 def build_pairs(source: str, inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
-                fmt: str = "jsonl.gz", shard_bytes: int = DEFAULT_SHARD_BYTES,
-                part: str | tuple[int, int] | None = None,
-                resume: bool = True, install: bool = True, limit: int | None = None, progress: bool | None = None,
-                options: dict[str, Any] | None = None) -> dict[str, Any]:
+                install: bool = True, limit: int | None = None, options: dict[str, Any] | None = None,
+                output: OutputSettings | None = None, **output_options: Any) -> dict[str, Any]:
     """Build pairs of `source` from `inputs` (or its local defaults) into shards under `out`; returns the manifest.
+
+    `output` (or its fields as keywords: fmt, shard_bytes, part, resume, show_progress) says how shards are
+    written; `options` go to the source's builder.
 
     `part="i/n"` builds the i-th of n disjoint parts (by input file when there are at least n, else by pair
     position), named so that all parts share one folder. An interrupted build resumes from its finished shards.
     """
     from tqdm.auto import tqdm
 
+    o = with_options(OutputSettings, output, output_options)
     mod = get_source(source)
     options = dict(options or {})
-    part_t = parse_part(part)
+    part_t = parse_part(o.part)
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive int, got {limit!r}")
     files, split_pairs = _select(resolve_inputs(source, inputs, install=install), part_t)
     info = {"source": source, "part": list(part_t), "options": options, "inputs": len(files)}
-    writer = PairWriter(out, fmt=fmt, shard_bytes=shard_bytes, prefix=part_prefix(part_t), resume=resume,
+    writer = PairWriter(out, fmt=o.fmt, shard_bytes=o.shard_bytes, prefix=part_prefix(part_t), resume=o.resume,
                         info=info)
     if writer.complete:
         log.info("%s: build already complete (%d pairs)", out, writer.count)
         return writer.manifest
     skip = writer.resume_from
     done = writer.inputs_done()
-    bar = tqdm(total=len(files), unit="file", desc=f"build {source}", disable=progress is False)
+    bar = tqdm(total=len(files), unit="file", desc=f"build {source}", disable=o.show_progress is False)
     produced = 0
     try:
         for pair_no, pair, finished in _stream(mod, files, done, options, split_pairs, part_t, bar):

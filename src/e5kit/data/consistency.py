@@ -13,6 +13,7 @@ import os
 import random
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,7 +22,7 @@ import numpy as np
 from e5kit.data.decontaminate import text_key
 from e5kit.data.pairs import Pair
 from e5kit.data.shards import (
-    DEFAULT_SHARD_BYTES,
+    OutputSettings,
     PairWriter,
     iter_pairs,
     iter_shard,
@@ -29,6 +30,7 @@ from e5kit.data.shards import (
     read_manifest,
 )
 from e5kit.io.atomic import atomic_save_npy, atomic_write_json, atomic_write_text
+from e5kit.options import with_options
 
 log = logging.getLogger("e5kit")
 
@@ -70,7 +72,7 @@ class ConsistencyFilter:
     """Ranks each pair's own passage against a fixed pool; `keep_mask` says which pairs rank within `top_k`."""
 
     def __init__(self, encoder: PairEncoder, pool_texts: Sequence[str], *, top_k: int = 2,
-                 pool_embeddings: np.ndarray | None = None, chunk_size: int = 8192, progress: bool | None = None):
+                 pool_embeddings: np.ndarray | None = None, chunk_size: int = 8192, show_progress: bool | None = None):
         from tqdm.auto import tqdm
 
         if not isinstance(top_k, int) or top_k < 1:
@@ -79,7 +81,7 @@ class ConsistencyFilter:
             raise ValueError("the passage pool is empty")
         self.encoder, self.top_k, self.chunk_size = encoder, top_k, chunk_size
         if pool_embeddings is None:
-            with tqdm(total=len(pool_texts), unit="passage", desc="embed pool", disable=progress is False) as bar:
+            with tqdm(total=len(pool_texts), unit="passage", desc="embed pool", disable=show_progress is False) as bar:
                 pool_embeddings = _encode(encoder.encode_passages, list(pool_texts), chunk_size, bar)
         if len(pool_embeddings) != len(pool_texts):
             raise ValueError(f"{len(pool_embeddings)} pool embeddings for {len(pool_texts)} pool passages")
@@ -158,7 +160,7 @@ def _load_encoder(model: str | PairEncoder, device: str | None, precision: str |
 
 
 def _pool(out: Path, pool_src: Any, pool_size: int, seed: int, encoder: PairEncoder, chunk: int,
-          progress: bool | None) -> tuple[list[str], np.ndarray | None]:
+          show_progress: bool | None) -> tuple[list[str], np.ndarray | None]:
     """The pool texts and, when cached by an earlier run with the same settings, their embeddings."""
     tag = {"pool_size": pool_size, "seed": seed, "from": str(pool_src),
            "model": str(getattr(encoder, "fingerprint", type(encoder).__name__))}
@@ -179,44 +181,58 @@ def _save_pool(out: Path, tag: dict[str, Any], texts: list[str], emb: np.ndarray
     atomic_write_json(out / "pool.json", tag)
 
 
+@dataclass(frozen=True)
+class ConsistencySettings(OutputSettings):
+    """The consistency filter's settings (plus how it writes shards): E5 kept a pair when its passage ranked in
+    the top 2 among 1 M random passages, scored by a model trained on the noisy pairs."""
+
+    pool_size: int = 1_000_000
+    top_k: int = 2
+    pool_from: str | None = None  # folder the random pool is drawn from (default: the input)
+    chunk_size: int = 8192
+    seed: int = 0
+    device: str | None = None
+    precision: str | None = None
+    max_seq_length: int | None = None  # truncate inputs (E5 pre-trained at 128 tokens)
+
+
 def consistency_filter(src: str | os.PathLike[str], out: str | os.PathLike[str], *, model: str | PairEncoder,
-                       pool_size: int = 1_000_000, top_k: int = 2, pool_from: str | None = None,
-                       chunk_size: int = 8192, seed: int = 0, device: str | None = None,
-                       precision: str | None = None, max_seq_length: int | None = None, fmt: str = "jsonl.gz",
-                       shard_bytes: int = DEFAULT_SHARD_BYTES, part: str | None = None, resume: bool = True,
-                       progress: bool | None = None) -> dict[str, Any]:
+                       settings: ConsistencySettings | None = None, **options: Any) -> dict[str, Any]:
     """Keep the pairs under `src` whose own passage ranks in the top `top_k` among a pool of `pool_size` random
     passages (from `pool_from`, default `src`) plus itself; returns and writes `report-consistency.json`.
-    `max_seq_length` truncates inputs (E5 pre-trained at 128 tokens)."""
+    `settings` (or its fields as keywords) say how; see ConsistencySettings."""
+    c = with_options(ConsistencySettings, settings, options)
+    pool_size, top_k, pool_from, chunk_size, seed = c.pool_size, c.top_k, c.pool_from, c.chunk_size, c.seed
+    show_progress = c.show_progress
     from tqdm.auto import tqdm
 
     from e5kit.data.build import parse_part
 
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    part_t = parse_part(part)
+    part_t = parse_part(c.part)
     shards = list_shards(src)[part_t[0]::part_t[1]]
     out_dir = Path(out)
     if out_dir.resolve() == Path(src).resolve():
         raise ValueError(f"output folder must differ from the input folder {src}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    encoder = _load_encoder(model, device, precision, max_seq_length)
+    encoder = _load_encoder(model, c.device, c.precision, c.max_seq_length)
     pool_src = pool_from or src
-    texts, emb = _pool(out_dir, pool_src, pool_size, seed, encoder, chunk_size, progress)
+    texts, emb = _pool(out_dir, pool_src, pool_size, seed, encoder, chunk_size, show_progress)
     filt = ConsistencyFilter(encoder, texts, top_k=top_k, pool_embeddings=emb, chunk_size=chunk_size,
-                             progress=progress)
+                             show_progress=show_progress)
     if emb is None:
         _save_pool(out_dir, {"pool_size": pool_size, "seed": seed, "from": str(pool_src),
                              "model": str(getattr(encoder, "fingerprint", type(encoder).__name__))},
                    texts, filt.pool_embeddings)
-    bar = tqdm(unit="pair", desc="consistency", disable=progress is False)
+    bar = tqdm(unit="pair", desc="consistency", disable=show_progress is False)
     for shard in shards:
         prefix = shard.name.split(".")[0] + "-kept"
-        done = read_manifest(out_dir, prefix) if resume else None
+        done = read_manifest(out_dir, prefix) if c.resume else None
         if done and done.get("done"):
             continue
         counts: dict[str, Counter] = {}
-        with PairWriter(out_dir, fmt=fmt, shard_bytes=shard_bytes, prefix=prefix, resume=False,
+        with PairWriter(out_dir, fmt=c.fmt, shard_bytes=c.shard_bytes, prefix=prefix, resume=False,
                         info={"from": str(shard), "top_k": top_k, "pool_size": len(texts)}) as writer:
             batch: list[Pair] = []
             for pair in iter_shard(shard):

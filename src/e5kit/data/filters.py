@@ -17,8 +17,9 @@ from typing import Any
 
 from e5kit.data.decontaminate import Decontaminator, text_key
 from e5kit.data.pairs import Pair, normalize_text
-from e5kit.data.shards import DEFAULT_SHARD_BYTES, PairWriter, interleave, iter_shard, list_shards
+from e5kit.data.shards import OutputSettings, PairWriter, interleave, iter_shard, list_shards
 from e5kit.io.atomic import atomic_write_json
+from e5kit.options import with_options
 
 log = logging.getLogger("e5kit")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -53,6 +54,24 @@ class RuleConfig:
     num_perm: int = 64
     shingle_words: int = 3
     examples_per_reason: int = 3
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> RuleConfig:
+        """Settings from a JSON file of RuleConfig fields (or the defaults), then `overrides` that are not None;
+        an unknown field is refused with the valid ones listed."""
+        import json
+
+        fields: dict[str, Any] = {}
+        if path:
+            with open(path, encoding="utf-8") as fh:
+                fields = json.load(fh)
+            if not isinstance(fields, dict):
+                raise ValueError(f"{path}: expected a JSON object of RuleConfig fields")
+        fields.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return with_options(cls, None, fields)
+        except TypeError as exc:
+            raise ValueError(f"bad rule config{f' in {path}' if path else ''}: {exc}") from None
 
     def __post_init__(self) -> None:
         if self.lang_backend not in LANG_BACKENDS:
@@ -243,9 +262,8 @@ def _one_blas_thread() -> Any:
 
 
 def filter_rules(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
-                 cfg: RuleConfig | None = None, *,
-                 fmt: str = "jsonl.gz", shard_bytes: int = DEFAULT_SHARD_BYTES, part: str | None = None,
-                 progress: bool | None = None) -> dict[str, Any]:
+                 cfg: RuleConfig | None = None, *, output: OutputSettings | None = None,
+                 **output_options: Any) -> dict[str, Any]:
     """Stream the pairs under `src` (one or more folders) through the rule filters into shards under `out`;
     returns (and writes to `out/report-rules.json`) the report. Dedup state is global to one run, so with
     `part` only the shard files of that part are deduplicated among themselves."""
@@ -253,8 +271,9 @@ def filter_rules(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
 
     from e5kit.data.build import parse_part, part_prefix
 
+    o = with_options(OutputSettings, output, output_options)
     cfg = cfg or RuleConfig()
-    part_t = parse_part(part)
+    part_t = parse_part(o.part)
     srcs = [src] if isinstance(src, (str, os.PathLike)) else list(src)
     listed = [(k, s) for k, folder in enumerate(srcs) for s in list_shards(folder)][part_t[0]::part_t[1]]
     groups = [[s for k, s in listed if k == j] for j in range(len(srcs))]
@@ -268,8 +287,8 @@ def filter_rules(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     names = [s.name for s in steps]  # type: ignore[attr-defined]
     report = FilterReport()
     prefix = part_prefix(part_t)
-    bar = tqdm(unit="pair", desc="rule filters", disable=progress is False)
-    with _one_blas_thread(), PairWriter(out, fmt=fmt, shard_bytes=shard_bytes, prefix=prefix, resume=False,
+    bar = tqdm(unit="pair", desc="rule filters", disable=o.show_progress is False)
+    with _one_blas_thread(), PairWriter(out, fmt=o.fmt, shard_bytes=o.shard_bytes, prefix=prefix, resume=False,
                     info={"from": [str(s) for s in srcs], "filters": names}) as writer:
         for pair in pairs:
             report.input += 1

@@ -13,6 +13,7 @@ import heapq
 import json
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -25,6 +26,17 @@ FORMATS = ("jsonl.gz", "parquet")
 SHARD_SUFFIXES = (".jsonl.gz", ".jsonl", ".parquet")
 DEFAULT_SHARD_BYTES = 256 << 20
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """How a data stage writes its pair shards and splits its work (shared by build, clean and filter)."""
+
+    fmt: str = "jsonl.gz"  # or "parquet"
+    shard_bytes: int = DEFAULT_SHARD_BYTES  # roll to a new shard at this size
+    part: str | tuple[int, int] | None = None  # "i/n": do only part i of n of the work
+    resume: bool = True  # continue an unfinished run (else start over)
+    show_progress: bool | None = None
 
 
 def read_manifest(out_dir: str | os.PathLike[str], prefix: str = "pairs") -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from e5kit.eval.models import BM25Model, DenseModel, load_eval_model, model_slug
 from e5kit.eval.registry import DatasetSpec, get_dataset
 from e5kit.eval.tasks import task_module
 from e5kit.io.atomic import atomic_write_json
+from e5kit.options import with_options
 
 log = logging.getLogger("e5kit")
 RESULT_FORMAT = 1
@@ -76,17 +77,31 @@ def run_task(model: DenseModel | BM25Model, spec: DatasetSpec, *, slug: str | No
     }
 
 
-def evaluate(model: str, tasks: Sequence[str], *, output: str | os.PathLike[str] = "results",
-             data_dir: str | os.PathLike[str] | None = None, overwrite: bool = False, device: str | None = None,
-             precision: str | None = None, batch_tokens: int | None = None, show_progress: bool | None = None,
-             ignore_identical_ids: bool | None = None,
-             on_result: Callable[[dict[str, Any], bool], None] | None = None) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class EvalSettings:
+    """Where results go and how the model runs; see `evaluate`."""
+
+    output: str | os.PathLike[str] = "results"
+    data_dir: str | os.PathLike[str] | None = None  # default: $E5KIT_DATA or ../shared/data
+    overwrite: bool = False  # recompute even when a matching result is stored
+    device: str | None = None
+    precision: str | None = None
+    batch_tokens: int | None = None
+    show_progress: bool | None = None
+    ignore_identical_ids: bool | None = None  # when not None, set on every retrieval task
+
+
+def evaluate(model: str, tasks: Sequence[str], *, settings: EvalSettings | None = None,
+             on_result: Callable[[dict[str, Any], bool], None] | None = None, **options: Any) -> list[dict[str, Any]]:
     """Evaluate `model` ("bm25", a checkpoint folder or hub id) on `tasks`; one JSON per task.
 
-    A task whose result file exists is read back instead of run, unless `overwrite`. The model is
-    loaded only if some task needs running. `on_result(result, reused)` is called after each task.
-    `ignore_identical_ids` (when not None) sets that option on every retrieval task.
+    `settings` (or its fields as keyword `options`, e.g. output="results") say where and how. A task whose
+    result file exists is read back instead of run, unless `overwrite`. The model is loaded only if some task
+    needs running. `on_result(result, reused)` is called after each task.
     """
+    s = with_options(EvalSettings, settings, options)
+    output, data_dir, overwrite, device, precision = s.output, s.data_dir, s.overwrite, s.device, s.precision
+    batch_tokens, show_progress, ignore_identical_ids = s.batch_tokens, s.show_progress, s.ignore_identical_ids
     if isinstance(tasks, str) or not tasks:
         raise ValueError("tasks must be a non-empty list of dataset names")
     specs = [get_dataset(t, data_dir) for t in tasks]  # fail on a bad name before any work

@@ -46,7 +46,7 @@ def _resolve(kind: str, params: dict[str, Any], n: int, dim: int) -> dict[str, A
         raise ValueError(f"ANN kind {kind!r} is not one of {', '.join(ANN_KINDS)}")
     unknown = set(params) - set(DEFAULTS[kind])
     if unknown:
-        raise ValueError(f"unknown {kind} parameter(s) {sorted(unknown)}; allowed: {sorted(DEFAULTS[kind])}")
+        raise ValueError(f"option(s) {sorted(unknown)} do not apply to {kind}; allowed: {sorted(DEFAULTS[kind])}")
     p = {**DEFAULTS[kind], **{k: v for k, v in params.items() if v is not None}}
     if kind == "ivfpq":
         if p["nlist"] is None:

@@ -5,20 +5,20 @@ a rerun after a crash skips finished shards (their content hash is checked again
 ends identical to an uninterrupted build. Running again over a grown corpus keeps the finished index
 as its base and encodes only the documents after it. `shard=(i, n)` (or torchrun's RANK/WORLD_SIZE)
 encodes only shards j with j % n == i, so n processes fill one folder; `merge_index` then checks
-completeness (every shard, contiguous ranges, checksums, unique ids) and marks the index complete.
+completeness (every shard, contiguous ranges, checksums, unique ids) and marks the index complete
+(index/merge.py).
 """
 
 from __future__ import annotations
 
 import bisect
-import hashlib
 import logging
 import os
 import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,13 +37,32 @@ from e5kit.index.layout import (
     IndexLayout,
     IndexSettings,
     ShardMeta,
-    read_json,
 )
+from e5kit.index.merge import merge_index
 from e5kit.io.atomic import atomic_write_json
 from e5kit.io.records import TextRecord
+from e5kit.options import with_options
 
 log = logging.getLogger("e5kit")
 YIELD_EVERY = 32  # records parsed by the reader thread between voluntary GIL hand-offs
+
+
+@dataclass
+class BuildSettings:
+    """How to build; None takes the existing index's value (else the defaults: float32, no quantized copies,
+    16384 documents per shard, normalized, BEIR fields). A value that differs from an existing index's is an error."""
+
+    shard: Any = None  # "i/n", (i, n), or None: torchrun's RANK/WORLD_SIZE, else all
+    shard_size: int | None = None
+    dtype: str | None = None
+    quantize: Sequence[str] | None = None
+    normalize: bool | None = None
+    fields: CorpusFields | None = None
+    skip_empty: bool | None = None
+    precision: str | None = None  # for a model loaded by name
+    max_seq_length: int | None = None  # for a model loaded by name
+    show_progress: bool | None = None
+    merge: bool = True  # finalize the index when this worker's slice completes it
 
 
 @dataclass
@@ -65,6 +84,11 @@ class BuildReport:
     def docs_per_second(self) -> float:
         return self.encoded_docs / self.seconds if self.seconds > 0 else 0.0
 
+    def summary(self) -> str:
+        return (f"{self.folder}: {self.docs} documents in {self.shards} shards; encoded {self.encoded_docs} "
+                f"documents ({self.encoded_shards} shards, {self.docs_per_second:.1f} docs/s), kept "
+                f"{self.skipped_shards} shards; {'complete' if self.complete else 'not merged yet'}")
+
 
 def parse_shard_spec(spec: str | tuple[int, int] | None) -> tuple[int, int]:
     """(i, n) from "i/n", a tuple, or torchrun's RANK/WORLD_SIZE environment; (0, 1) when none."""
@@ -85,36 +109,27 @@ def parse_shard_spec(spec: str | tuple[int, int] | None) -> tuple[int, int]:
     return i, n
 
 
-def _settings(
-    model: Any,
-    existing: IndexSettings | None,
-    *,
-    dtype: str | None,
-    quantize: Sequence[str] | None,
-    shard_size: int | None,
-    normalize: bool | None,
-    fields: CorpusFields | None,
-    skip_empty: bool | None,
-) -> IndexSettings:
+def _index_settings(model: Any, existing: IndexSettings | None, b: BuildSettings) -> IndexSettings:
     def pick(value: Any, name: str, default: Any) -> Any:
         if value is not None:
             return value
         return getattr(existing, name) if existing is not None else default
 
-    dtype = pick(dtype, "dtype", "float32")
+    dtype = pick(b.dtype, "dtype", "float32")
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
-    quant = tuple(sorted(set(pick(None if quantize is None else tuple(quantize), "quantize", ()))))
+    quant = tuple(sorted(set(pick(None if b.quantize is None else tuple(b.quantize), "quantize", ()))))
     for q in quant:
         if q not in QUANTIZED:
             raise ValueError(f"quantization {q!r} is not one of {', '.join(QUANTIZED)}")
-    size = pick(shard_size, "shard_size", DEFAULT_SHARD_SIZE)
+    size = pick(b.shard_size, "shard_size", DEFAULT_SHARD_SIZE)
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ValueError(f"shard_size must be a positive int, got {size!r}")
-    norm = bool(pick(normalize, "normalize", True))
+    norm = bool(pick(b.normalize, "normalize", True))
     if "int8" in quant and not norm:
         raise ValueError("int8 quantization assumes unit vectors; do not combine it with normalize=False")
-    flds = fields.as_dict() if fields is not None else (dict(existing.fields) if existing else CorpusFields().as_dict())
+    flds = b.fields.as_dict() if b.fields is not None else (
+        dict(existing.fields) if existing else CorpusFields().as_dict())
     return IndexSettings(
         model=str(model.name),
         model_fingerprint=model.fingerprint,
@@ -130,7 +145,7 @@ def _settings(
         quantize=quant,
         shard_size=size,
         fields=flds,
-        skip_empty=bool(pick(skip_empty, "skip_empty", False)),
+        skip_empty=bool(pick(b.skip_empty, "skip_empty", False)),
     )
 
 
@@ -242,82 +257,28 @@ def _load_model(model: Any, existing: IndexSettings | None, precision: str | Non
 
 def _base_metas(layout: IndexLayout, manifest: dict[str, Any] | None) -> list[ShardMeta]:
     complete = (manifest or {}).get("complete")
-    if not complete:
-        return []
-    metas = []
-    for j in range(int(complete["shards"])):
-        meta = layout.read_shard_meta(j)
-        if meta is None:
-            raise IndexFormatError(f"{layout.folder}: shard {j} of the finished index is missing")
-        metas.append(meta)
-    return metas
+    return layout.complete_shard_metas(int(complete["shards"])) if complete else []
 
 
-def build_index(
-    corpus: Any,
-    folder: str | os.PathLike[str],
-    *,
-    model: Any = None,
-    shard: Any = None,
-    shard_size: int | None = None,
-    dtype: str | None = None,
-    quantize: Sequence[str] | None = None,
-    normalize: bool | None = None,
-    fields: CorpusFields | None = None,
-    skip_empty: bool | None = None,
-    precision: str | None = None,
-    max_seq_length: int | None = None,
-    show_progress: bool | None = None,
-    merge: bool = True,
-) -> BuildReport:
-    """Encode `corpus` (files, or a BEIR folder) into the index at `folder`; resumes and appends by itself.
+class _Build:
+    """One build call's state: the plan of shards, which of them this worker encodes, and the report."""
 
-    `model` is an E5 or a model name (default: the index's model, else the E5 default). Options left
-    None take the existing index's value (else the defaults: float32, no quantized copies, 16384 docs
-    per shard, normalized). A model or setting that differs from the existing index's is an error.
-    """
-    started = time.perf_counter()
-    layout = IndexLayout(folder)
-    manifest = layout.read_manifest() if layout.exists() else None
-    existing = IndexSettings.from_json(manifest["settings"]) if manifest else None
-    m = _load_model(model, existing, precision, max_seq_length)
-    settings = _settings(
-        m,
-        existing,
-        dtype=dtype,
-        quantize=quantize,
-        shard_size=shard_size,
-        normalize=normalize,
-        fields=fields,
-        skip_empty=skip_empty,
-    )
-    if existing is not None and existing.key() != settings.key():
-        raise IndexFormatError(
-            f"{layout.folder} was built with other settings; never mixing embeddings: "
-            + "; ".join(existing.differences(settings))
-        )
-    files = resolve_corpus(corpus)
-    i, n = parse_shard_spec(shard)
-    if manifest is None:
-        manifest = {"format": FORMAT, "settings": settings.to_json(), "complete": None}
-    manifest["sources"] = [str(p.resolve()) for p in files]
-    layout.write_manifest(manifest)
+    def __init__(self, layout: IndexLayout, manifest: dict[str, Any], settings: IndexSettings,
+                 files: list[Path], worker: tuple[int, int]) -> None:
+        self.layout, self.manifest, self.settings, self.files = layout, manifest, settings, files
+        self.i, self.n = worker
+        self.plan = _Plan(_base_metas(layout, manifest), settings.shard_size)
+        self.report = BuildReport(layout.folder)
+        self.shard_hashes: list[str] = []
 
-    plan = _Plan(_base_metas(layout, manifest), settings.shard_size)
-    report = BuildReport(layout.folder)
-    shard_hashes: list[str] = []
-    records = iter_corpus(
-        files,
-        fields=CorpusFields(**settings.fields),
-        skip_empty=settings.skip_empty,
-        skipped=report.skipped_empty,
-    )
-
-    def todo() -> Iterator[_Group]:
+    def todo(self) -> Iterator[_Group]:
         """Groups this worker must encode; checks the base and finished shards on the way."""
+        report, plan = self.report, self.plan
+        records = iter_corpus(self.files, fields=CorpusFields(**self.settings.fields),
+                              skip_empty=self.settings.skip_empty, skipped=report.skipped_empty)
         for group in plan.groups(records):
             digest = records_digest(group.records)
-            shard_hashes.append(digest)
+            self.shard_hashes.append(digest)
             report.docs += len(group.records)
             report.shards += 1
             if group.index < len(plan.base):
@@ -325,101 +286,106 @@ def build_index(
                     raise IndexFormatError(
                         f"the corpus differs from the finished index in shard {group.index} "
                         f"(documents {group.start}..{group.start + len(group.records) - 1}); "
-                        "documents were edited or reordered: build a new index"
-                    )
+                        "documents were edited or reordered: build a new index")
                 report.skipped_shards += 1
-                continue
-            if group.index % n != i:
-                continue
-            meta = layout.read_shard_meta(group.index)
-            if meta is not None:
-                layout.verify_shard(meta, settings, checksums=False)
-                if meta.content_sha256 == digest and meta.start == group.start:
+            elif group.index % self.n == self.i:
+                if self._finished(group, digest):
                     report.skipped_shards += 1
-                    continue
-                log.warning("shard %d was made from other documents; re-encoding it", group.index)
-            yield group
+                else:
+                    yield group
         if report.shards < len(plan.base):
-            raise IndexFormatError(
-                f"the corpus has {report.docs} documents, fewer than the finished index's "
-                f"{plan.base_docs}; documents were removed: build a new index"
-            )
+            raise IndexFormatError(f"the corpus has {report.docs} documents, fewer than the finished index's "
+                                   f"{plan.base_docs}; documents were removed: build a new index")
         if report.docs == 0:
-            raise InputFormatError(f"the corpus {', '.join(map(str, files))} has no documents")
+            raise InputFormatError(f"the corpus {', '.join(map(str, self.files))} has no documents")
 
-    bar = _bar(show_progress)
-    pending: Future | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="e5kit-index-writer") as writer:
-        for group in _prefetch(todo()):
-            t0 = time.perf_counter()
-            texts = [r.text for r in group.records]
-            parts = list(
-                m.iter_encode(
-                    texts,
-                    prompt_name="passage",
-                    normalize=settings.normalize,
-                    show_progress=False,
-                    chunk_size=max(len(texts), 1),
-                )
-            )
-            vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
-            if vectors.shape != (len(texts), settings.dim):
-                raise RuntimeError(f"encoder returned {vectors.shape} for {len(texts)} texts")  # never mix rows
-            report.encode_seconds += time.perf_counter() - t0
+    def _finished(self, group: _Group, digest: str) -> bool:
+        meta = self.layout.read_shard_meta(group.index)
+        if meta is None:
+            return False
+        self.layout.verify_shard(meta, self.settings, checksums=False)
+        if meta.content_sha256 == digest and meta.start == group.start:
+            return True
+        log.warning("shard %d was made from other documents; re-encoding it", group.index)
+        return False
+
+    def encode(self, model: Any, show_progress: bool | None) -> None:
+        """Encode this worker's groups; a writer thread writes shard j while shard j+1 is encoded."""
+        bar, pending = _bar(show_progress), None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="e5kit-index-writer") as writer:
+            for group in _prefetch(self.todo()):
+                t0 = time.perf_counter()
+                texts = [r.text for r in group.records]
+                parts = list(model.iter_encode(texts, prompt_name="passage", normalize=self.settings.normalize,
+                                               show_progress=False, chunk_size=max(len(texts), 1)))
+                vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
+                if vectors.shape != (len(texts), self.settings.dim):
+                    raise RuntimeError(f"encoder returned {vectors.shape} for {len(texts)} texts")  # never mix rows
+                self.report.encode_seconds += time.perf_counter() - t0
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(self.layout.write_shard, group.index, group.start,
+                                        [r.id for r in group.records], vectors, self.settings,
+                                        self.shard_hashes[group.index])
+                self.report.encoded_docs += len(texts)
+                self.report.encoded_shards += 1
+                if bar is not None:
+                    bar.update(len(texts))
             if pending is not None:
                 pending.result()
-            pending = writer.submit(
-                layout.write_shard,
-                group.index,
-                group.start,
-                [r.id for r in group.records],
-                vectors,
-                settings,
-                shard_hashes[group.index],
-            )
-            report.encoded_docs += len(texts)
-            report.encoded_shards += 1
-            if bar is not None:
-                bar.update(len(texts))
-        if pending is not None:
-            pending.result()
-    if bar is not None:
-        bar.close()
-    if report.skipped_empty:
-        log.warning(
-            "left out %d records with empty text (first: %s)",
-            len(report.skipped_empty),
-            report.skipped_empty[0],
-        )
-    layout.slice_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(
-        layout.slice_dir / f"{i}-of-{n}.json",
-        {
-            "slice": [i, n],
-            "docs": report.docs,
-            "shards": report.shards,
-            "shard_sha256": shard_hashes,
-            "base_shards": len(plan.base),
-            "sources": manifest["sources"],
-        },
-    )
-    report.seconds = time.perf_counter() - started
-    if merge:
+        if bar is not None:
+            bar.close()
+
+    def write_slice_report(self) -> None:
+        self.layout.slice_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.layout.slice_dir / f"{self.i}-of-{self.n}.json", {
+            "slice": [self.i, self.n], "docs": self.report.docs, "shards": self.report.shards,
+            "shard_sha256": self.shard_hashes, "base_shards": len(self.plan.base), "sources": self.manifest["sources"],
+        })
+
+    def merge(self) -> None:
         try:
-            merge_index(layout.folder, checksums=False)
-            report.complete = True
+            merge_index(self.layout.folder, checksums=False)
+            self.report.complete = True
         except IndexIncompleteError as exc:
-            if n == 1:
+            if self.n == 1:
                 raise
-            log.info(
-                "slice %d/%d done; the index is not complete yet (%s). Run `e5kit index merge %s` when "
-                "every slice has finished.",
-                i,
-                n,
-                exc,
-                layout.folder,
-            )
-    return report
+            log.info("slice %d/%d done; the index is not complete yet (%s). Run `e5kit index merge %s` when "
+                     "every slice has finished.", self.i, self.n, exc, self.layout.folder)
+
+
+def build_index(corpus: Any, folder: str | os.PathLike[str], *, model: Any = None,
+                settings: BuildSettings | None = None, **options: Any) -> BuildReport:
+    """Encode `corpus` (files, or a BEIR folder) into the index at `folder`; resumes and appends by itself.
+
+    `model` is an E5 or a model name (default: the index's model, else the E5 default). `settings` (or
+    its fields as keyword `options`, e.g. shard_size=16) say how; see BuildSettings.
+    """
+    b = with_options(BuildSettings, settings, options)
+    started = time.perf_counter()
+    layout = IndexLayout(folder)
+    manifest = layout.read_manifest() if layout.exists() else None
+    existing = IndexSettings.from_json(manifest["settings"]) if manifest else None
+    worker = parse_shard_spec(b.shard)  # argument errors before the model loads
+    files = resolve_corpus(corpus)
+    m = _load_model(model, existing, b.precision, b.max_seq_length)
+    settings_now = _index_settings(m, existing, b)
+    if existing is not None and existing.key() != settings_now.key():
+        raise IndexFormatError(f"{layout.folder} was built with other settings; never mixing embeddings: "
+                               + "; ".join(existing.differences(settings_now)))
+    manifest = manifest or {"format": FORMAT, "settings": settings_now.to_json(), "complete": None}
+    manifest["sources"] = [str(p.resolve()) for p in files]
+    layout.write_manifest(manifest)
+    build = _Build(layout, manifest, settings_now, files, worker)
+    build.encode(m, b.show_progress)
+    if build.report.skipped_empty:
+        log.warning("left out %d records with empty text (first: %s)", len(build.report.skipped_empty),
+                    build.report.skipped_empty[0])
+    build.write_slice_report()
+    build.report.seconds = time.perf_counter() - started
+    if b.merge:
+        build.merge()
+    return build.report
 
 
 def _bar(show: bool | None):
@@ -430,101 +396,3 @@ def _bar(show: bool | None):
     from tqdm.auto import tqdm
 
     return tqdm(desc="index", unit="doc", dynamic_ncols=True, leave=False)
-
-
-def _id_hashes(ids: Sequence[str]) -> np.ndarray:
-    return np.fromiter(
-        (int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "little") for s in ids),
-        dtype=np.uint64,
-        count=len(ids),
-    )
-
-
-def merge_index(folder: str | os.PathLike[str], *, checksums: bool = True) -> dict[str, Any]:
-    """Check every slice and shard is there and sound, then mark the index complete; returns the manifest.
-
-    Checks: all slice reports agree on the corpus; shards 0..N-1 exist with this index's settings,
-    contiguous ranges and the content hashes the corpus gave; file checksums (when `checksums`);
-    no document id twice. Idempotent: merging a complete index again changes nothing.
-    """
-    layout = IndexLayout(folder)
-    manifest = layout.read_manifest()
-    settings = IndexSettings.from_json(manifest["settings"])
-    reports = (
-        [(p, read_json(p, "slice report")) for p in sorted(layout.slice_dir.glob("*-of-*.json"))]
-        if layout.slice_dir.is_dir()
-        else []
-    )
-    if not reports:
-        if manifest.get("complete"):
-            for j in range(int(manifest["complete"]["shards"])):
-                meta = layout.read_shard_meta(j)
-                if meta is None:
-                    raise IndexFormatError(f"{layout.folder}: shard {j} of the complete index is missing")
-                layout.verify_shard(meta, settings, checksums=checksums)
-            return manifest
-        raise IndexIncompleteError(f"{layout.folder}: no finished slice yet; run `e5kit index build` first")
-    first = reports[0][1]
-    n = first["slice"][1]
-    have = {r["slice"][0] for _, r in reports if r["slice"][1] == n}
-    for path, r in reports:
-        if r["slice"][1] != n or (r["shards"], r["shard_sha256"]) != (first["shards"], first["shard_sha256"]):
-            raise IndexFormatError(
-                f"{path}: this slice saw another corpus or split than {reports[0][0].name}; "
-                "rerun every slice over the same corpus"
-            )
-    missing_slices = sorted(set(range(n)) - have)
-    metas: list[ShardMeta] = []
-    missing: list[int] = []
-    for j in range(first["shards"]):
-        meta = layout.read_shard_meta(j)
-        if meta is None:
-            missing.append(j)
-            continue
-        layout.verify_shard(meta, settings, checksums=checksums)
-        if meta.content_sha256 != first["shard_sha256"][j]:
-            raise IndexFormatError(f"{layout.folder}: shard {j} was made from other documents than the corpus")
-        metas.append(meta)
-    if missing or missing_slices:
-        raise IndexIncompleteError(
-            f"{layout.folder}: incomplete: {len(missing)} of {first['shards']} shards missing "
-            f"(first: {missing[:5]}); slices not reported: {missing_slices}. Run the "
-            "missing `e5kit index build --shard i/n` workers, then merge again"
-        )
-    pos = 0
-    for meta in metas:
-        if meta.start != pos:
-            raise IndexFormatError(f"{layout.folder}: shard {meta.index} starts at {meta.start}, expected {pos}")
-        pos += meta.count
-    _check_unique_ids(layout, metas)
-    digest = hashlib.sha256("".join(first["shard_sha256"]).encode()).hexdigest()
-    manifest["complete"] = {
-        "docs": pos,
-        "shards": len(metas),
-        "corpus_fingerprint": digest,
-        "sources": first["sources"],
-    }
-    layout.write_manifest(manifest)
-    for path, _ in reports:
-        path.unlink(missing_ok=True)
-    return manifest
-
-
-def _check_unique_ids(layout: IndexLayout, metas: list[ShardMeta]) -> None:
-    """No id twice, with 8 bytes of memory per document (hashes first, strings only for collisions)."""
-    hashes = np.concatenate([_id_hashes(layout.load_ids(m)) for m in metas]) if metas else np.empty(0, np.uint64)
-    uniq, counts = np.unique(hashes, return_counts=True)
-    dup_hashes = set(uniq[counts > 1].tolist())
-    if not dup_hashes:
-        return
-    seen: dict[str, int] = {}
-    for meta in metas:
-        ids = layout.load_ids(meta)
-        for row, h in enumerate(_id_hashes(ids).tolist()):
-            if h in dup_hashes:
-                if ids[row] in seen:
-                    raise IndexFormatError(
-                        f"duplicate document id {ids[row]!r} (positions {seen[ids[row]]} and "
-                        f"{meta.start + row}); ids must be unique"
-                    )
-                seen[ids[row]] = meta.start + row

@@ -70,6 +70,15 @@ class CorpusSearch:
     index: DenseIndex
     encoded: bool
 
+    def hit_texts(self) -> dict[str, str]:
+        """Document id -> text of every hit, read back from the corpus files."""
+        records = fetch_records(self.index, {h.row for ranked in self.hits for h in ranked})
+        return {rec.id: rec.text for rec in records.values()}
+
+    def summary(self) -> str:
+        how = "encoded" if self.encoded else "cached embeddings for"
+        return f"{how} {len(self.index)} documents (index {self.index.folder})"
+
 
 def corpus_index(
     corpus: Any,

@@ -10,27 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from e5kit.errors import InputFormatError
-from e5kit.io.records import TextRecord, detect_format, iter_jsonl, iter_text_records
+from e5kit.io.records import CorpusFields, TextRecord, detect_format, iter_jsonl, iter_text_records
 from e5kit.model.prompts import passage_text
 
 CORPUS_NAMES = ("corpus.jsonl", "corpus.jsonl.gz", "corpus.parquet")
 SUPPORTED = (".jsonl", ".jsonl.gz", ".json.gz", ".ndjson", ".parquet", ".txt", ".txt.gz")
-
-
-@dataclass(frozen=True)
-class CorpusFields:
-    """Which record fields hold the id, title and text (BEIR names by default)."""
-
-    id: str = "_id"
-    title: str | None = "title"
-    text: str = "text"
-
-    def as_dict(self) -> dict[str, str | None]:
-        return {"id": self.id, "title": self.title, "text": self.text}
 
 
 BEIR_FIELDS = CorpusFields()

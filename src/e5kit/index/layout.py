@@ -184,6 +184,22 @@ class IndexLayout:
         except TypeError as exc:
             raise IndexFormatError(f"{path}: corrupt shard metadata ({exc})") from exc
 
+    def complete_shard_metas(self, count: int, settings: IndexSettings | None = None, *,
+                             checksums: bool = False) -> list[ShardMeta]:
+        """Metadata of shards 0..count-1 of a finished index (verified against `settings` when given);
+        a missing shard raises IndexFormatError naming it and the way out."""
+        metas = []
+        for j in range(count):
+            meta = self.read_shard_meta(j)
+            if meta is None:
+                raise IndexFormatError(
+                    f"{self.folder}: shard {j} of the finished index is missing; rerun `e5kit index build` "
+                    "over the same corpus to rewrite it")
+            if settings is not None:
+                self.verify_shard(meta, settings, checksums=checksums)
+            metas.append(meta)
+        return metas
+
     def write_shard(
         self,
         index: int,

@@ -53,14 +53,7 @@ class DenseIndex:
                 "or run `e5kit index merge` after every slice"
             )
         settings = IndexSettings.from_json(manifest["settings"])
-        metas = []
-        for j in range(int(complete["shards"])):
-            meta = layout.read_shard_meta(j)
-            if meta is None:
-                raise IndexFormatError(f"{layout.folder}: shard {j} of the complete index is missing")
-            layout.verify_shard(meta, settings, checksums=False)
-            metas.append(meta)
-        return cls(layout, manifest, metas)
+        return cls(layout, manifest, layout.complete_shard_metas(int(complete["shards"]), settings))
 
     def __len__(self) -> int:
         return int(self.manifest["complete"]["docs"])

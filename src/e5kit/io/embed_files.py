@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from e5kit.io.outputs import output_format, write_embeddings
-from e5kit.io.records import detect_format, iter_text_records
+from e5kit.io.records import CorpusFields, detect_format, iter_text_records
 
 if TYPE_CHECKING:  # pragma: no cover
     from e5kit.embedder import E5
@@ -16,8 +16,8 @@ ROLES = ("query", "passage", "none")
 
 
 def encode_file(e5: E5, input_path: str | os.PathLike[str], output_path: str | os.PathLike[str], *, role: str,
-                text_field: str = "text", title_field: str | None = "title", id_field: str = "_id",
-                normalize: bool = True, show_progress: bool | None = None) -> tuple[Path, int]:
+                fields: CorpusFields | None = None, normalize: bool = True,
+                show_progress: bool | None = None) -> tuple[Path, int]:
     """Read every text, embed it with the role's prompt, write vectors (and ids when the input has them).
 
     The output format is checked before any work is done, so a typo costs nothing.
@@ -26,8 +26,8 @@ def encode_file(e5: E5, input_path: str | os.PathLike[str], output_path: str | o
         raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
     output_format(output_path)
     fmt = detect_format(input_path)
-    records = list(iter_text_records(input_path, text_field=text_field, title_field=title_field, id_field=id_field,
-                                     fmt=fmt))
+    f = fields or CorpusFields()
+    records = list(iter_text_records(input_path, text_field=f.text, title_field=f.title, id_field=f.id, fmt=fmt))
     ids = [r.id for r in records] if fmt != "txt" else None
     vectors = e5.encode([r.text for r in records], prompt_name=role, normalize=normalize, show_progress=show_progress)
     return write_embeddings(output_path, vectors, ids), len(records)

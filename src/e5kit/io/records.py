@@ -69,6 +69,27 @@ class TextRecord:
     text: str
 
 
+@dataclass(frozen=True)
+class CorpusFields:
+    """Which record fields hold the id, title and text (BEIR names by default)."""
+
+    id: str = "_id"
+    title: str | None = "title"
+    text: str = "text"
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"id": self.id, "title": self.title, "text": self.text}
+
+    @classmethod
+    def from_options(cls, *, id: str | None, title: str | None, text: str | None) -> CorpusFields | None:
+        """Fields from command-line options: None when none is given (keep an existing index's); a title
+        of "" means no title field."""
+        if id is None and title is None and text is None:
+            return None
+        return cls(id=id or "_id", title="title" if title is None else (title or None), text=text or "text")
+
+
+
 def _record_text(obj: dict[str, Any], where: str, text_field: str, title_field: str | None) -> str:
     if text_field not in obj:
         raise InputFormatError(f"{where}: no {text_field!r} field (fields: {', '.join(sorted(obj))})")

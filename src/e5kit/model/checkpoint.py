@@ -20,6 +20,12 @@ from e5kit.io.atomic import sha256_files
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "intfloat/e5-base-unsupervised"
+MODEL_ENV = "E5KIT_MODEL"
+
+
+def default_model_name() -> str:
+    """The model used when none is named: $E5KIT_MODEL, else intfloat/e5-base-unsupervised."""
+    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
 # Encoders whose outputs mean-pool like BERT's (E5 is BERT; multilingual-e5 is XLM-R).
 BERT_FAMILY = frozenset({"bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra", "mpnet"})
 WEIGHT_FILES = (
