@@ -112,7 +112,7 @@ def test_folder_inputs_are_expanded_by_the_builder(tmp_path):
 
 
 def test_apt_install_explains_what_to_run(monkeypatch):
-    from e5kit.data.sources import apt
+    from e5kit.data import apt_install as apt
     from e5kit.errors import E5kitError
 
     monkeypatch.setattr(apt.shutil, "which", lambda name: None)

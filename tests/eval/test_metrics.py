@@ -9,7 +9,7 @@ import pytest
 
 from e5kit.eval.metrics.classification import classification_scores, mean_scores
 from e5kit.eval.metrics.correlation import correlations, sts_scores
-from e5kit.eval.metrics.pairs import best_accuracy, best_f1, pair_metrics, pair_scores
+from e5kit.eval.metrics.pair_classification import best_accuracy, best_f1, pair_metrics, pair_scores
 from e5kit.eval.metrics.retrieval import mrr_at_k, ranked, retrieval_scores
 
 

@@ -43,7 +43,7 @@ def tiny_config(init: Path, pairs: Path, out: Path, **overrides):
 
     values = dict(output_dir=str(out), init=str(init), sources=[Source("s", [str(pairs)], 1.0)], batch_size=8,
                   chunk_size=3, steps=6, lr=1e-3, warmup_steps=2, save_every=3, keep_last=2, shuffle_buffer=32,
-                  max_length=32, dropout=False, progress=False, device="cpu")
+                  max_length=32, dropout=False, show_progress=False, device="cpu")
     values.update(overrides)
     return TrainConfig(**values)
 

@@ -30,7 +30,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     """--set values, then the short flags given, as key=value overrides."""
     values = {key: getattr(args, f"opt_{key}") for key, _ in SHORT_FLAGS}
     given = [f"{key}={value}" for key, value in values.items() if value is not None]
-    return [*args.overrides, *given, *(["progress=false"] if args.no_progress else [])]
+    return [*args.overrides, *given, *(["show_progress=false"] if args.no_progress else [])]
 
 
 def run(args: argparse.Namespace) -> int:

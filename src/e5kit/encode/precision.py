@@ -18,8 +18,10 @@ import torch
 PRECISIONS = ("fp32", "bf16", "fp16", "int8", "auto")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
 DEFAULT_PRECISION = "fp32"
-# Modes whose quality loss stays inside the budget (SciFact nDCG@10 and STSB Spearman within 0.003,
-# every embedding's cosine to fp32 >= 0.999), measured by benchmarks/bench_encode.py.
+# The quality budget a fast mode must stay inside, against fp32: SciFact nDCG@10 and STSB Spearman within
+# 0.003, every embedding's cosine to fp32 >= 0.999 (measured by `e5kit bench --quality`, e5kit/bench/quality.py).
+QUALITY_BUDGET = {"d_ndcg10": 0.003, "d_spearman": 0.003, "min_cosine_to_fp32": 0.999}
+# Modes measured inside that budget.
 WITHIN_BUDGET = ("fp32", "bf16", "fp16")
 
 

@@ -109,7 +109,7 @@ def evaluate(model: str, tasks: Sequence[str], *, settings: EvalSettings | None 
         specs = [replace(s, options={**s.options, "ignore_identical_ids": ignore_identical_ids})
                  if s.task_type == "retrieval" else s for s in specs]
     loaded: DenseModel | BM25Model | None = None
-    current = _Current(model, precision, device)
+    current = _ReuseCheck(model, precision, device)
     results = []
     for i, spec in enumerate(specs, start=1):
         path = result_path(output, model, spec.name)
@@ -133,7 +133,7 @@ def evaluate(model: str, tasks: Sequence[str], *, settings: EvalSettings | None 
     return results
 
 
-class _Current:
+class _ReuseCheck:
     """What a stored result must match to be reused: the weights on disk now, and the precision asked for."""
 
     def __init__(self, model: str, precision: str | None, device: str | None) -> None:
@@ -156,7 +156,7 @@ class _Current:
         return resolve_precision(self.precision, resolve_device(self.device))
 
 
-def _reusable(path: Path, spec: DatasetSpec, current: _Current) -> dict[str, Any] | None:
+def _reusable(path: Path, spec: DatasetSpec, current: _ReuseCheck) -> dict[str, Any] | None:
     """The stored result at `path` when it still describes this model and task, else None (and why, logged).
 
     A folder retrained in place, another precision, or changed task options make a stored score

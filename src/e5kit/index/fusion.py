@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-FUSION_METHODS = ("rrf", "weighted")
 NORMALIZATIONS = ("minmax", "zscore", "none")
 
 

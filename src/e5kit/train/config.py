@@ -81,7 +81,7 @@ class TrainConfig:
     log_every: int = 1
     eval_every: int = 0
     eval_tasks: list[str] = field(default_factory=list)
-    progress: bool = True
+    show_progress: bool = True
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first bad value."""

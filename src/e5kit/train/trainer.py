@@ -206,7 +206,7 @@ class Trainer:
         if main:
             save_config(cfg, self.run_dir / "train_config.json")
         metrics = MetricsLog(self.run_dir, resume_step=start if self.resume else None) if main else None
-        bar = tqdm(total=cfg.steps, initial=start, disable=not (cfg.progress and main), desc="train", unit="step")
+        bar = tqdm(total=cfg.steps, initial=start, disable=not (cfg.show_progress and main), desc="train", unit="step")
         last = latest(self.ckpt_root) if start else None
         t_start = time.monotonic()
         try:

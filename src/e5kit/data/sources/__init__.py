@@ -1,8 +1,9 @@
-"""Pair builders, one module per source. Each module defines `NAME`, `DESCRIPTION`, and either
+"""Pair builders, one module per source, listed once in SOURCES (name -> description). Each module defines
+`NAME` (the pairs' source field) and either
 `iter_file(path, **options)` (pairs of one input file, so a build resumes and splits per file) or
 `iter_inputs(paths, **options)` (sources whose pairs join several files). Local corpora also define
-`default_inputs()` and `APT_PACKAGES` so they can find (and install) their files; `expand_folder(folder)`, where
-defined, picks a folder's input files."""
+`default_inputs()` and `APT_PACKAGES` so they can find (and install, e5kit.data.apt_install) their
+files; `expand_folder(folder)`, where defined, picks a folder's input files."""
 
 from __future__ import annotations
 

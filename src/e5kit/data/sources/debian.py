@@ -13,12 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from e5kit.data.apt_install import apt_install
 from e5kit.data.dumps import open_dump_text
 from e5kit.data.pairs import Pair, clean_space
-from e5kit.data.sources.apt import apt_install
 
 NAME = "debian"
-DESCRIPTION = "Debian package descriptions: (synopsis, long description)"
 APT_LISTS = "/var/lib/apt/lists"
 APT_HELPER = "/usr/lib/apt/apt-helper"
 APT_PACKAGES: tuple[str, ...] = ()  # the lists come from `apt-get update -o Acquire::Languages=en`

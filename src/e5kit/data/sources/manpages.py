@@ -12,12 +12,11 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from e5kit.data.apt_install import apt_install
 from e5kit.data.dumps import clip_paragraphs, open_dump_text, paragraphs
 from e5kit.data.pairs import Pair, clean_space
-from e5kit.data.sources.apt import apt_install
 
 NAME = "manpages"
-DESCRIPTION = "man pages: (NAME line, DESCRIPTION)"
 MAN_DIR = Path("/usr/share/man")
 APT_PACKAGES = ("man-db", "manpages")
 _LOCALE = re.compile(r"[a-z]{2,3}([_@.][\w@.]+)?")

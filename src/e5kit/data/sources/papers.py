@@ -13,7 +13,6 @@ from e5kit.data.pairs import Pair, clean_space
 from e5kit.io.records import iter_jsonl
 
 NAME = "papers"
-DESCRIPTION = "arXiv metadata / S2ORC JSON lines: (title, abstract)"
 
 
 def _field(obj: dict[str, Any], *names: str) -> str:

@@ -9,12 +9,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from e5kit.data.apt_install import apt_install
 from e5kit.data.dumps import paragraphs
 from e5kit.data.pairs import Pair, clean_space
-from e5kit.data.sources.apt import apt_install
 
 NAME = "pydocs"
-DESCRIPTION = "Python documentation sections: (page + section title, section text)"
 DOC_DIR = Path("/usr/share/doc/python3-doc/html")
 APT_PACKAGES = ("python3-doc",)
 _SKIP = ("genindex", "search", "py-modindex", "download", "contents", "copyright", "license", "bugs")

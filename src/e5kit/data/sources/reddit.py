@@ -18,7 +18,6 @@ from e5kit.data.pairs import Pair, clean_space
 from e5kit.io.records import iter_jsonl
 
 NAME = "reddit"
-DESCRIPTION = "Reddit submissions + comments (Pushshift JSON lines): (post title + text, top comment)"
 _GONE = {"[deleted]", "[removed]", ""}
 
 

@@ -16,7 +16,6 @@ from e5kit.data.pairs import Pair, clean_space
 from e5kit.errors import InputFormatError
 
 NAME = "stackexchange"
-DESCRIPTION = "StackExchange Posts.xml: (question title + body, accepted or best answer)"
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:

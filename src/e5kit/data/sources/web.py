@@ -12,7 +12,6 @@ from e5kit.data.dumps import clip_paragraphs, paragraphs
 from e5kit.data.pairs import Pair, clean_space
 
 NAME = "web"
-DESCRIPTION = "WARC/WET web pages: (title, main text)"
 
 
 def _from_html(html: str, url: str | None) -> tuple[str, str]:

@@ -16,7 +16,6 @@ from e5kit.data.pairs import Pair, clean_space
 from e5kit.errors import InputFormatError
 
 NAME = "wikipedia"
-DESCRIPTION = "Wikipedia pages-articles XML: (title + section title, section text)"
 SKIP_SECTIONS = {"references", "external links", "see also", "notes", "further reading", "bibliography",
                  "sources", "footnotes", "citations", "notes and references", "works cited"}
 _DISAMBIG = re.compile(r"\{\{\s*(disambiguation|disambig|dab|hndis|geodis|set index)\b", re.IGNORECASE)

@@ -8,13 +8,12 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from e5kit.data.apt_install import apt_install
 from e5kit.data.dumps import open_dump_text
 from e5kit.data.pairs import Pair, clean_space
-from e5kit.data.sources.apt import apt_install
 from e5kit.errors import InputFormatError
 
 NAME = "wordnet"
-DESCRIPTION = "WordNet synsets: (lemma, gloss)"
 WORDNET_DIR = Path("/usr/share/wordnet")
 APT_PACKAGES = ("wordnet-base",)
 _POS = {"n": "noun", "v": "verb", "a": "adj", "s": "adj", "r": "adv"}

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from e5kit.eval.metrics.paired import paired_embeddings
+from e5kit.eval.metrics import paired_embeddings
 
 
 def correlations(gold: Sequence[float], predicted: Sequence[float]) -> tuple[float, float]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from e5kit.eval.metrics.pairs import pair_scores
+from e5kit.eval.metrics.pair_classification import pair_scores
 from e5kit.eval.tasks.base import TaskOutput, require_dense
 from e5kit.eval.tasks.sts import embed_pairs
 

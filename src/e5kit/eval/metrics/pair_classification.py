@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from e5kit.eval.metrics.paired import paired_embeddings
+from e5kit.eval.metrics import paired_embeddings
 
 
 def _sorted_rows(scores: Sequence[float], labels: Sequence[int], higher_is_similar: bool
