@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from e5kit.io.embed_files import encode_file
+    from e5kit.embed_file import encode_file
     from e5kit.io.records import CorpusFields
 
     fields = CorpusFields(id=args.id_field, title=args.title_field or None, text=args.text_field)
