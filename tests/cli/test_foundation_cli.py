@@ -19,7 +19,7 @@ def test_encode_txt_to_npy_matches_python_api(tiny_e5, tmp_path):
     assert main(["encode", str(src), "-o", str(tmp_path / "out.npy"), "--role", "query", "--model", str(tiny_e5)]) == 0
     got = np.load(tmp_path / "out.npy")
     np.testing.assert_allclose(got, E5(tiny_e5).encode_queries(["water", "fire and light"]), atol=1e-6)
-    assert not (tmp_path / "out.ids.txt").exists()  # plain text has no ids
+    assert not (tmp_path / "out.ids.jsonl").exists()  # plain text has no ids
 
 
 def test_encode_jsonl_passages_keeps_ids(tiny_e5, tmp_path):
@@ -32,7 +32,7 @@ def test_encode_jsonl_passages_keeps_ids(tiny_e5, tmp_path):
     assert [r["id"] for r in rows] == ["d1", "d2"]
     expected = E5(tiny_e5).encode_passages([{"title": "Protein", "text": "eat food"}, "water"])
     np.testing.assert_allclose(np.array([r["embedding"] for r in rows]), expected, atol=1e-6)
-    assert (tmp_path / "out.ids.txt").read_text().split() == ["d1", "d2"]
+    assert [json.loads(x) for x in (tmp_path / "out.ids.jsonl").read_text().splitlines()] == ["d1", "d2"]
 
 
 def test_encode_from_stdin(tiny_e5, tmp_path):

@@ -72,7 +72,7 @@ def test_not_gzip_and_not_utf8(tmp_path):
         list(iter_jsonl(f))
     g = tmp_path / "y.jsonl"
     g.write_bytes(b'{"text": "\xff\xfe"}\n')
-    with pytest.raises(InputFormatError, match="not readable"):
+    with pytest.raises(InputFormatError, match="y.jsonl:1: not valid UTF-8"):
         list(iter_jsonl(g))
 
 
@@ -90,3 +90,62 @@ def test_parquet_records(tmp_path):
     f = tmp_path / "x.parquet"
     pq.write_table(pa.table({"_id": ["a", "b"], "text": ["one", "two"]}), f)
     assert [(r.id, r.text) for r in iter_text_records(f)] == [("a", "one"), ("b", "two")]
+
+
+# -- issue 13: errors name the file and line; ids all from the file or all positional --
+
+@pytest.mark.parametrize("name", ["x.txt", "x.txt.gz", "x.jsonl", "x.jsonl.gz"])
+def test_issue13_non_utf8_names_file_and_line(tmp_path, name):
+    f = tmp_path / name
+    body = b'{"text": "one"}\n{"text": "two"}\n{"text": "caf\xe9"}\n' + b'{"text": "more"}\n' * 5000
+    f.write_bytes(gzip.compress(body) if name.endswith(".gz") else body)
+    with pytest.raises(InputFormatError, match=rf"{name}:3: not valid UTF-8"):
+        list(iter_text_records(f))
+
+
+def test_issue13_fake_parquet_names_the_file(tmp_path):
+    pytest.importorskip("pyarrow")
+    f = tmp_path / "fake.parquet"
+    f.write_text("_id,text\n1,hello\n")
+    with pytest.raises(InputFormatError, match=r"fake.parquet: not a readable Parquet file"):
+        list(iter_text_records(f))
+    with pytest.raises(FileNotFoundError, match="missing.parquet"):
+        list(iter_text_records(tmp_path / "missing.parquet"))
+
+
+@pytest.mark.parametrize("rows, where", [
+    ([{"_id": "a", "text": "x"}, {"text": "y"}], "x.jsonl:2: no '_id' .* but earlier records have ids"),
+    ([{"text": "x"}, {"text": "y"}, {"_id": "c", "text": "z"}], "x.jsonl:3: has an id, but earlier records have none"),
+])
+def test_issue13_mixed_real_and_positional_ids_refused(tmp_path, rows, where):
+    f = tmp_path / "x.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(InputFormatError, match=where):
+        list(iter_text_records(f))
+
+
+def test_issue13_positional_ids_are_marked(tmp_path):
+    f = tmp_path / "x.jsonl"
+    f.write_text('{"text": "x"}\n{"text": "y"}\n')
+    recs = list(iter_text_records(f))
+    assert [(r.id, r.positional) for r in recs] == [("0", True), ("1", True)]
+    g = tmp_path / "y.jsonl"
+    g.write_text('{"_id": "a", "text": "x"}\n')
+    assert [r.positional for r in iter_text_records(g)] == [False]
+
+
+@pytest.mark.parametrize("bad", [None, [1], {"a": 1}, 1.5, True])
+def test_issue13_id_of_a_wrong_type_refused(tmp_path, bad):
+    f = tmp_path / "x.jsonl"
+    f.write_text(json.dumps({"_id": bad, "text": "x"}) + "\n")
+    with pytest.raises(InputFormatError, match="x.jsonl:1: '_id' must be a string or an integer"):
+        list(iter_text_records(f))
+
+
+def test_issue13_utf8_bom_is_not_part_of_the_first_record(tmp_path):
+    f = tmp_path / "x.jsonl"
+    f.write_bytes(b'\xef\xbb\xbf{"_id": "a", "text": "x"}\n')
+    assert [r.id for r in iter_text_records(f)] == ["a"]
+    t = tmp_path / "x.txt"
+    t.write_bytes(b"\xef\xbb\xbfhello\n")
+    assert [r.text for r in iter_text_records(t)] == ["hello"]

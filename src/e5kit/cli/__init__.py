@@ -31,7 +31,24 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         if importlib.util.find_spec(f"e5kit.cli.{name}_cmd") is not None:
             importlib.import_module(f"e5kit.cli.{name}_cmd").register(sub)
+    _global_flags_everywhere(parser)
     return parser
+
+
+def _global_flags_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept --debug/--quiet after any subcommand, at any depth (`e5kit index build ... --debug`).
+
+    Their default there is SUPPRESS: a subcommand that does not see the flag leaves `e5kit --debug CMD` as is.
+    """
+    for action in parser._actions:  # noqa: SLF001  (argparse has no public way to walk subcommands)
+        if not isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            continue
+        for child in dict.fromkeys(action.choices.values()):
+            for flag, help_text in (("--debug", "show full tracebacks and debug logs (also before COMMAND)"),
+                                    ("--quiet", "only warnings and errors on stderr (also before COMMAND)")):
+                if flag not in child._option_string_actions:  # noqa: SLF001
+                    child.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_text)
+            _global_flags_everywhere(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable
 from typing import Any
 
 
@@ -36,6 +38,20 @@ def load_model(args: argparse.Namespace) -> Any:
     from e5kit.model.checkpoint import default_model_name
 
     return E5(args.model or default_model_name(), **model_kwargs(args))
+
+
+def require_inputs(*paths: str | None) -> None:
+    """Fail before the model loads (seconds) when an input file or folder the command needs is missing."""
+    from pathlib import Path
+
+    for path in paths:
+        if path and path != "-" and not Path(path).expanduser().exists():
+            raise FileNotFoundError(f"no such file or folder: {path}")
+
+
+def model_loader(args: argparse.Namespace) -> Callable[[], Any]:
+    """`load_model(args)` for later: library jobs call it once their inputs and outputs are checked."""
+    return functools.partial(load_model, args)
 
 
 def progress_flag(args: argparse.Namespace) -> bool | None:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from e5kit.cli.common import add_model_args, load_model, progress_flag
+from e5kit.cli.common import add_model_args, model_loader, progress_flag
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encode", help="embed texts from a file or stdin into .npy/.jsonl/.parquet",
                        description="Embed every text of INPUT (.txt one per line, .jsonl[.gz], .parquet, or - for "
                        "stdin text) and write OUTPUT (.npy, .jsonl[.gz], .parquet). JSONL records give 'text' or "
-                       "'title' + 'text'; ids are kept when present.")
+                       "'title' + 'text'; ids (_id or id) are kept when every record has one. Input and output "
+                       "are checked before the model loads.")
     p.add_argument("input", help="input file, or - for stdin (one text per line)")
-    p.add_argument("-o", "--output", required=True, help="output file: .npy (+ NAME.ids.txt), .jsonl, .parquet")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file: .npy (ids in NAME.ids.jsonl beside it), .jsonl[.gz], .parquet; never the input")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT (and its ids file)")
     p.add_argument("--role", choices=("query", "passage", "none"), required=True,
                    help="which prompt to add: the model's query or passage prompt, or none")
     p.add_argument("--text-field", default="text", help="JSONL/Parquet field with the text (default: text)")
@@ -32,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from e5kit.io.records import CorpusFields
 
     fields = CorpusFields(id=args.id_field, title=args.title_field or None, text=args.text_field)
-    path, count = encode_file(load_model(args), args.input, args.output, role=args.role, fields=fields,
-                              normalize=not args.no_normalize, show_progress=progress_flag(args))
+    path, count = encode_file(model_loader(args), args.input, args.output, role=args.role, fields=fields,
+                              normalize=not args.no_normalize, show_progress=progress_flag(args),
+                              overwrite=args.overwrite)
     logging.getLogger("e5kit").info("wrote %d embeddings to %s", count, path)
     return 0

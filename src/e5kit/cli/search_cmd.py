@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from e5kit.cli.common import add_model_args, add_query_args, load_model, progress_flag, read_queries
+from e5kit.cli.common import add_model_args, add_query_args, load_model, progress_flag, read_queries, require_inputs
 from e5kit.cli.render import print_results
 
 
@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from e5kit.index.cache import search_corpus
     from e5kit.io.records import CorpusFields
 
+    require_inputs(args.corpus)  # before the model load, as read_queries checks the queries
     qids, queries = read_queries(args)
     fields = CorpusFields(id=args.id_field, title=args.title_field or None, text=args.text_field)
     result = search_corpus(args.corpus, queries, model=load_model(args), k=args.k, cache_dir=args.cache_dir,

@@ -83,6 +83,32 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return sha256_files([path])
 
 
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Fail now, naming `path`, if a file could not be created there later (after hours of work, under a temp
+    name): its folder, or the nearest folder that exists above it, must be a folder new files can be made in.
+
+    Creating and removing a probe file is the test, so read-only mounts, ACLs and root-squashed shares are
+    caught as well as plain modes. Nothing is created when the check fails.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder; name a file")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(f"cannot write {path}: {folder} is a file, not a folder")
+    probe = folder / f".e5kit-probe.{os.getpid()}.tmp"
+    try:
+        with open(probe, "xb"):
+            pass
+    except FileExistsError:
+        return  # a leftover probe of this pid: the folder took a file, so it is writable
+    except OSError as exc:
+        raise PermissionError(f"cannot write {path}: folder {folder} is not writable ({exc.strerror})") from None
+    probe.unlink(missing_ok=True)
+
+
 def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
