@@ -26,8 +26,9 @@ def test_eval_writes_one_json_per_task_then_reuses(word_e5, datasets, tmp_path, 
     table = capsys.readouterr().out
     assert "| minibeir | retrieval | ndcg_at_10 |" in table and "| minists | sts | cosine_spearman |" in table
     assert (tmp_path / "t.md").read_text().strip() == table.strip()
-    path = out / "e5-small-unsupervised" / "minibeir.json"
+    [path] = out.glob("e5-small-unsupervised@*/minibeir.json")  # a folder's key: name @ short fingerprint
     r = json.loads(path.read_text())
+    assert path.parent.name == "e5-small-unsupervised@" + r["model"]["fingerprint"][:8] == r["model_slug"]
     assert r["task_type"] == "retrieval" and r["dataset"]["split"] == "test"
     assert r["prefix_policy"]["inputs"]["document"]["prefix"] == "passage: "
     assert r["model"]["fingerprint"] and r["precision"] == "fp32"
@@ -55,7 +56,7 @@ def test_bm25_and_report_compare(word_e5, datasets, tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", str(out), "--compare", "bm25", "e5-small-unsupervised"]) == 0
     table = capsys.readouterr().out
-    assert "| task | metric | bm25 | e5-small-unsupervised | diff |" in table
+    assert "| task | metric | bm25 | e5-small-unsupervised@" in table and " | diff |" in table
     assert "| minibeir | ndcg_at_10 |" in table
     png = out / "report.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -80,7 +81,7 @@ def test_bm25_refuses_sts_and_report_unknown_model(datasets, tmp_path, capsys):
     assert main(["eval", "--model", "bm25", "--tasks", f"retrieval:{datasets['beir']}", "--output", str(out),
                  "--no-progress"]) == 0
     assert main(["report", str(out), "--compare", "bm25", "ghost"]) == 1
-    assert "no results for ['ghost']" in capsys.readouterr().err
+    assert "no results for 'ghost'; models found: bm25" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["report", str(empty)]) == 1
@@ -108,11 +109,18 @@ def test_stale_results_are_recomputed_not_reused(datasets, tmp_path, caplog):
         assert why in caplog.text
 
     rerun(expect_rewrite=False)  # nothing changed: reused
-    make_tiny_bert(tmp_path / "ckpt", name="retrained", seed=9)  # same folder, new weights
-    rerun(why="weights changed")
+    make_tiny_bert(tmp_path / "ckpt", name="retrained", seed=9)  # same folder, new weights: a new key
+    before = path.stat().st_mtime_ns
+    assert main(args) == 0
+    assert path.stat().st_mtime_ns == before  # the old weights' result is kept, not reused, not overwritten
+    [path] = set(out.glob("*/minists.json")) - {path}
     second = json.loads(path.read_text())
     assert second["model"]["fingerprint"] != first["model"]["fingerprint"]
     assert second["main_score_value"] != first["main_score_value"]
+    rerun(expect_rewrite=False)
+    stored = json.loads(path.read_text())  # a stored fingerprint that does not match is never reused
+    path.write_text(json.dumps({**stored, "model": {**stored["model"], "fingerprint": "0" * 64}}))
+    rerun(why="weights changed")
     rerun(["--precision", "bf16"], why="computed in fp32, this run asks for bf16")
     rerun(["--precision", "bf16"], expect_rewrite=False)
     rerun(why="computed in bf16, this run asks for fp32")  # no precision asked means the default, fp32

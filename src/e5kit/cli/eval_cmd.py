@@ -8,7 +8,9 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a model (or bm25) on BEIR/MTEB-style tasks",
                        description="Evaluate MODEL on TASKS with mteb 2.x definitions; one JSON per task under "
-                       "OUTPUT/<model>/, existing results reused unless --overwrite; a Markdown table at the end. "
+                       "OUTPUT/<key>/ (a checkpoint folder's key is its name plus its weights' short fingerprint, "
+                       "e.g. a__step-0000002@3f9c1a2b; a hub id's is org__name), existing results reused unless "
+                       "--overwrite; a Markdown table at the end. "
                        "Tasks: registered names (scifact, stsbenchmark, sts12..sts16, banking77, "
                        "amazon_counterfactual_en, twentynewsgroups, twitterurl; 'all' for every one) or "
                        "TYPE:PATH for your own data (TYPE = retrieval, sts, classification, clustering, "
@@ -30,15 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from e5kit.eval.registry import REGISTRY
     from e5kit.eval.report import results_table
     from e5kit.eval.runner import evaluate
+    from e5kit.io.atomic import atomic_write_text, check_writable
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    if tasks == ["all"]:
-        tasks = list(REGISTRY)
+    tasks = list(REGISTRY) if tasks == ["all"] else tasks
+    if args.table:
+        check_writable(args.table)  # now, not after the evaluation
     results = evaluate(args.model, tasks, output=args.output, data_dir=args.data_dir, overwrite=args.overwrite,
                        device=args.device, precision=args.precision, batch_tokens=args.batch_tokens,
                        show_progress=False if args.no_progress else None,
@@ -46,5 +48,5 @@ def run(args: argparse.Namespace) -> int:
     table = results_table(results)
     print(table)
     if args.table:
-        Path(args.table).write_text(table + "\n", encoding="utf-8")
+        atomic_write_text(args.table, table + "\n")
     return 0

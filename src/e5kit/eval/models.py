@@ -6,6 +6,7 @@ statistics (tokens, seconds) are summed per task for tokens/s in results. BM25 c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,11 @@ from e5kit.encode.engine import EncodeStats
 from e5kit.eval.tasks import task_roles
 
 BM25_NAMES = ("bm25",)
-GENERIC_NAMES = ("model", "models", "checkpoint", "final", "best", "output", "snapshot")
+GENERIC_NAMES = ("model", "models", "checkpoint", "checkpoints", "final", "best", "last", "latest", "output",
+                 "outputs", "snapshot", "snapshots")
+STEP_NAME = r"(step|checkpoint|ckpt|epoch)[-_]?\d+"  # trainer checkpoint folders: step-0000002, checkpoint-500
+KEY_SEP = "@"  # between a local folder's slug and its short weights fingerprint in a result key
+FINGERPRINT_CHARS = 8
 
 
 class DenseModel:
@@ -85,16 +90,45 @@ class BM25Model:
                 "library": "bm25s", "revision": None, "fingerprint": None, "precision": None}
 
 
+def _generic(name: str) -> bool:
+    """A folder name that says nothing about which model it is ("model", "checkpoints", "step-0000002")."""
+    return name.lower() in GENERIC_NAMES or re.fullmatch(STEP_NAME, name.lower()) is not None
+
+
 def model_slug(name: str) -> str:
-    """A file-system name for results of a model: 'bm25', a folder's name, or a hub id with '__'."""
+    """A readable file-system name for a model: 'bm25', a hub id with '/' -> '__', or a local folder's name.
+
+    A generic folder name is qualified by the nearest folder above it that is not generic, so
+    runs/a/checkpoints/step-0000002 is 'a__step-0000002' and run7/model is 'run7__model'.
+    """
     if name.lower() in BM25_NAMES:
         return "bm25"
     path = Path(name).expanduser()
-    if path.exists():
-        path = path.resolve()
-        # a generic folder name ("model", "checkpoint") says nothing: qualify it by its parent
-        return f"{path.parent.name}__{path.name}" if path.name.lower() in GENERIC_NAMES else path.name
-    return name.strip("/").replace("/", "__")
+    if not path.exists():
+        return name.strip("/").replace("/", "__")
+    path = path.resolve()
+    if not _generic(path.name):
+        return path.name
+    run = next((p.name for p in path.parents if p.name and not _generic(p.name)), None)
+    return f"{run}__{path.name}" if run else path.name
+
+
+def is_local_model(name: str) -> bool:
+    return name.lower() not in BM25_NAMES and Path(name).expanduser().exists()
+
+
+def result_key(name: str, fingerprint: str | None) -> str:
+    """The folder a model's results are stored under: unique per checkpoint, readable for hub ids and BM25.
+
+    A local folder's key is its readable slug plus the first 8 hex digits of its weights' fingerprint
+    ('a__step-0000002@3f9c1a2b'): two runs' same-named checkpoints, or a folder retrained in place, never share
+    (or overwrite, or reuse) each other's results. A hub id names one model ('intfloat__e5-base-unsupervised');
+    its stored fingerprint is still checked before a result is reused.
+    """
+    slug = model_slug(name)
+    if fingerprint and is_local_model(name):
+        return f"{slug}{KEY_SEP}{fingerprint[:FINGERPRINT_CHARS]}"
+    return slug
 
 
 def load_eval_model(name: str, *, device: str | None = None, precision: str | None = None,

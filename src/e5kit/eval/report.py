@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from e5kit.io.atomic import atomic_path
+
 
 def load_results(folder: str | os.PathLike[str]) -> dict[str, dict[str, dict[str, Any]]]:
     """{model slug: {task: result}} from every e5kit result JSON under `folder`."""
@@ -27,6 +29,64 @@ def load_results(folder: str | os.PathLike[str]) -> dict[str, dict[str, dict[str
     return out
 
 
+def resolve_models(all_results: dict[str, dict[str, Any]], names: Sequence[str] | None) -> list[str]:
+    """The result keys for the model names a user typed (all keys, sorted, when `names` is None).
+
+    A name matches, in this order: a key exactly; the path of a checkpoint folder (its key, from its weights);
+    a hub id ('intfloat/e5-base-unsupervised' -> 'intfloat__e5-base-unsupervised'); a key without its weights
+    fingerprint ('my-ckpt' for 'my-ckpt@3f9c1a2b'); its last '__' parts ('e5-base-unsupervised',
+    'step-0000002'); a prefix of the key or of one of its parts ('e5-small', 'a__step'). The first rule that
+    matches decides; if it matches more than one key, the error lists them, as it lists every key when none
+    matches.
+    """
+    keys = sorted(all_results)
+    if names is None:
+        return keys
+    chosen: list[str] = []
+    for name in names:
+        key = _match(keys, name)
+        if key in chosen:
+            raise ValueError(f"{key} is named twice in the models to compare")
+        chosen.append(key)
+    return chosen
+
+
+def _folder_key(name: str) -> str | None:
+    from e5kit.eval.models import is_local_model, result_key
+
+    if name.lower() == "bm25" or not is_local_model(name) or not Path(name).expanduser().is_dir():
+        return None
+    from e5kit.model.checkpoint import read_checkpoint
+
+    try:
+        return result_key(name, read_checkpoint(name).fingerprint())
+    except Exception:  # noqa: BLE001  (a folder that is no checkpoint is matched by name below)
+        return None
+
+
+def _match(keys: list[str], name: str) -> str:
+    from e5kit.eval.models import KEY_SEP
+
+    typed = name.strip().strip("/").replace("/", "__")
+    base = {k: k.split(KEY_SEP)[0] for k in keys}
+    folder_key = _folder_key(name)
+    rules = (
+        lambda k: k == name,
+        lambda k: k == folder_key,
+        lambda k: k == typed,
+        lambda k: base[k] == typed,
+        lambda k: base[k].endswith("__" + typed),
+        lambda k: k.startswith(typed) or any(part.startswith(typed) for part in base[k].split("__")[1:]),
+    )
+    for rule in rules:
+        found = [k for k in keys if rule(k)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise ValueError(f"{name!r} matches several models: {', '.join(found)}; give more of the name")
+    raise ValueError(f"no results for {name!r}; models found: {', '.join(keys)}")
+
+
 def results_table(results: Sequence[dict[str, Any]]) -> str:
     """Markdown: one row per result of one model run (task, type, metric, score x100, time, tokens/s)."""
     lines = ["| task | type | metric | score | wall s | tokens/s |", "|---|---|---|---:|---:|---:|"]
@@ -38,7 +98,8 @@ def results_table(results: Sequence[dict[str, Any]]) -> str:
 
 
 def compare_table(all_results: dict[str, dict[str, dict[str, Any]]], models: Sequence[str]) -> str:
-    """Markdown: tasks as rows, models as columns (main score x100), plus a difference for two models."""
+    """Markdown: tasks as rows, models (result keys, see `resolve_models`) as columns (main score x100), plus a
+    difference for two models."""
     missing = [m for m in models if m not in all_results]
     if missing:
         raise ValueError(f"no results for {missing}; models found: {sorted(all_results)}")
@@ -84,6 +145,7 @@ def bar_chart(all_results: dict[str, dict[str, dict[str, Any]]], models: Sequenc
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
     return out

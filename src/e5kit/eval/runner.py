@@ -17,10 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from e5kit.eval.models import BM25Model, DenseModel, load_eval_model, model_slug
+from e5kit.eval.models import BM25Model, DenseModel, is_local_model, load_eval_model, model_slug, result_key
 from e5kit.eval.registry import DatasetSpec, get_dataset
 from e5kit.eval.tasks import task_module
-from e5kit.io.atomic import atomic_write_json
+from e5kit.io.atomic import atomic_write_json, check_writable
 from e5kit.options import with_options
 
 log = logging.getLogger("e5kit")
@@ -41,12 +41,14 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def result_path(output: str | os.PathLike[str], model_name: str, task: str) -> Path:
-    return Path(output) / model_slug(model_name) / f"{task}.json"
+def result_path(output: str | os.PathLike[str], key: str, task: str) -> Path:
+    """OUTPUT/<result key>/<task>.json (the key from `models.result_key`: unique per checkpoint)."""
+    return Path(output) / key / f"{task}.json"
 
 
 def run_task(model: DenseModel | BM25Model, spec: DatasetSpec, *, slug: str | None = None) -> dict[str, Any]:
-    """Evaluate one dataset; the returned dict is the JSON result (`slug` names the model in reports)."""
+    """Evaluate one dataset; the returned dict is the JSON result (`slug`, the result key, names the model in
+    reports; by default `result_key` of the model's name and fingerprint)."""
     from e5kit.encode.engine import EncodeStats
 
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -63,7 +65,7 @@ def run_task(model: DenseModel | BM25Model, spec: DatasetSpec, *, slug: str | No
         "task": spec.name, "task_type": spec.task_type,
         "dataset": {"name": spec.name, "path": spec.path, "train_path": spec.train_path, "split": spec.split,
                     "mteb_name": spec.mteb_name, "note": spec.note},
-        "model": meta, "model_slug": slug or model_slug(model.name),
+        "model": meta, "model_slug": slug or result_key(model.name, meta.get("fingerprint")),
         "precision": meta.get("precision"), "prefix_policy": model.policy(spec.task_type),
         "options": spec.options,
         "main_score": output.main_score, "main_score_value": output.main_value, "scores": output.scores,
@@ -105,6 +107,7 @@ def evaluate(model: str, tasks: Sequence[str], *, settings: EvalSettings | None 
     if isinstance(tasks, str) or not tasks:
         raise ValueError("tasks must be a non-empty list of dataset names")
     specs = [get_dataset(t, data_dir) for t in tasks]  # fail on a bad name before any work
+    _check_before_work(specs, output)
     if ignore_identical_ids is not None:  # a per-run override for every retrieval task
         specs = [replace(s, options={**s.options, "ignore_identical_ids": ignore_identical_ids})
                  if s.task_type == "retrieval" else s for s in specs]
@@ -112,7 +115,7 @@ def evaluate(model: str, tasks: Sequence[str], *, settings: EvalSettings | None 
     current = _ReuseCheck(model, precision, device)
     results = []
     for i, spec in enumerate(specs, start=1):
-        path = result_path(output, model, spec.name)
+        path = result_path(output, current.key, spec.name)
         result = None if overwrite else _reusable(path, spec, current)
         reused = result is not None
         if reused:
@@ -122,7 +125,7 @@ def evaluate(model: str, tasks: Sequence[str], *, settings: EvalSettings | None 
                 loaded = load_eval_model(model, device=device, precision=precision, batch_tokens=batch_tokens,
                                          show_progress=show_progress)
             log.info("[%d/%d] %s (%s) ...", i, len(specs), spec.name, spec.task_type)
-            result = run_task(loaded, spec, slug=model_slug(model))
+            result = run_task(loaded, spec, slug=current.key)
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_json(path, result)
             log.info("[%d/%d] %s: %s = %.4f in %.1fs -> %s", i, len(specs), spec.name, result["main_score"],
@@ -133,12 +136,26 @@ def evaluate(model: str, tasks: Sequence[str], *, settings: EvalSettings | None 
     return results
 
 
+def _check_before_work(specs: Sequence[DatasetSpec], output: str | os.PathLike[str]) -> None:
+    """Every dataset's files exist and results can be written: found now, not after a model load and hours."""
+    for spec in specs:
+        for path in (spec.path, spec.train_path):
+            if path is not None and not Path(path).exists():
+                raise FileNotFoundError(f"dataset {spec.name!r}: {path} not found")
+    check_writable(Path(output) / "<model>" / "<task>.json")
+
+
 class _ReuseCheck:
     """What a stored result must match to be reused: the weights on disk now, and the precision asked for."""
 
     def __init__(self, model: str, precision: str | None, device: str | None) -> None:
         self.model, self.precision, self.device = model, precision, device
         self._fingerprint: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Where this model's results live (a local folder's key carries its weights' short fingerprint)."""
+        return result_key(self.model, self.fingerprint if is_local_model(self.model) else None)
 
     @property
     def fingerprint(self) -> str | None:
