@@ -1,10 +1,40 @@
-"""A tiny E5 model and live servers on 127.0.0.1 (ephemeral ports), shared by the serve tests."""
+"""A tiny E5 model and live servers on 127.0.0.1 (ephemeral ports), shared by the serve tests.
+
+tiktoken's cl100k_base file (OpenAI clients send token ids in it) cannot be fetched here: the tests
+point TIKTOKEN_CACHE_DIR at the copy the dev dependency llama-index-core ships (never committed here).
+"""
 
 from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
 
 import pytest
 
 API_KEY = "test-key-0123456789"
+
+
+def shipped_tiktoken_cache() -> Path | None:
+    """The folder of tiktoken encoding files inside llama-index-core, if installed."""
+    spec = importlib.util.find_spec("llama_index.core")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "_static" / "tiktoken_cache"
+    return folder if folder.is_dir() else None
+
+
+if "TIKTOKEN_CACHE_DIR" not in os.environ and shipped_tiktoken_cache() is not None:
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(shipped_tiktoken_cache())
+
+
+@pytest.fixture(scope="session")
+def cl100k():
+    """tiktoken's cl100k_base encoding, from the shipped copy."""
+    tiktoken = pytest.importorskip("tiktoken", reason="tiktoken (serve extra) not installed")
+    if shipped_tiktoken_cache() is None:
+        pytest.skip("llama-index-core (dev dependency) not installed: no cl100k_base file offline")
+    return tiktoken.get_encoding("cl100k_base")
 
 
 @pytest.fixture(scope="session")

@@ -45,15 +45,40 @@ def test_input_type_applies_the_e5_prefix(client, e5_model, input_type):
     np.testing.assert_allclose(vectors(resp), want, atol=1e-5)
 
 
-def test_single_string_and_token_id_inputs(client, e5_model):
+def test_single_string_and_cl100k_token_ids_equal_the_text(client, e5_model, cl100k):
     one = client.embeddings.create(model="e5", input="what is protein")
     np.testing.assert_allclose(vectors(one), e5_model.encode_queries(["what is protein"]), atol=1e-5)
-    texts = ["what is protein", "water and fire"]
-    ids = [e5_model.engine.tokenizer.hf(t, add_special_tokens=False)["input_ids"] for t in texts]
+    texts = ["what is protein", "Water and FIRE, earth!", "passage: already marked", "café 中文 🙂"]
+    ids = [cl100k.encode_ordinary(t) for t in texts]  # what OpenAI clients (LangChain) send
     many = client.embeddings.create(model="e5", input=ids, extra_body={"input_type": "passage"})
     np.testing.assert_allclose(vectors(many), e5_model.encode_passages(texts), atol=1e-5)
     single = client.embeddings.create(model="e5", input=ids[0])
     np.testing.assert_allclose(vectors(single), e5_model.encode_queries(texts[:1]), atol=1e-5)
+    assert single.usage.total_tokens == e5_model.count_tokens(texts[:1], prefix="query: ")[0]
+
+
+def test_model_vocabulary_ids_with_token_ids_model(e5_model):
+    from tests.serve.conftest import start_server
+
+    texts = ["what is protein", "water and fire"]
+    ids = [e5_model.engine.tokenizer.hf(t, add_special_tokens=False)["input_ids"] for t in texts]
+    with start_server(e5_model, token_ids="model") as srv:
+        r = httpx.post(srv.url + "/v1/embeddings", json={"input": ids, "input_type": "passage"})
+        np.testing.assert_allclose(np.array([d["embedding"] for d in r.json()["data"]]),
+                                   e5_model.encode_passages(texts), atol=1e-5)
+        bad = httpx.post(srv.url + "/v1/embeddings", json={"input": [[5, 999]]})
+        assert bad.status_code == 422 and "input[0][1]: token id 999 is outside the model's vocabulary" in bad.text
+
+
+def test_token_ids_reject_names_the_client_fix(e5_model):
+    from tests.serve.conftest import start_server
+
+    with start_server(e5_model, token_ids="reject") as srv:
+        r = httpx.post(srv.url + "/v1/embeddings", json={"input": [[5, 6]]})
+        assert httpx.post(srv.url + "/v1/embeddings", json={"input": ["text"]}).status_code == 200
+    err = r.json()["error"]
+    assert r.status_code == 422 and err["code"] == "token_ids_unavailable"
+    assert "--token-ids reject" in err["message"] and "check_embedding_ctx_length=False" in err["message"]
 
 
 def test_base64_is_little_endian_float32(server, e5_model):
@@ -104,7 +129,8 @@ def test_health_ready_info_metrics(server, e5_model):
 def test_openapi_schema_lists_every_route_and_the_e5_fields(server):
     schema = httpx.get(server.url + "/openapi.json").json()
     assert schema["openapi"].startswith("3.")
-    assert {"/v1/embeddings", "/embed", "/similarity", "/health", "/ready", "/info", "/metrics"} <= set(schema["paths"])
+    assert {"/v1/embeddings", "/embeddings", "/", "/embed", "/similarity", "/v1/models", "/health", "/ready", "/info",
+            "/metrics"} <= set(schema["paths"])
     props = schema["components"]["schemas"]["EmbeddingsRequest"]["properties"]
     assert {"input", "encoding_format", "dimensions", "input_type", "truncate"} <= set(props)
     assert "422" in schema["paths"]["/v1/embeddings"]["post"]["responses"]
@@ -116,29 +142,55 @@ BAD = [
     ("/v1/embeddings", b"", 422, "body is missing"),
     ("/v1/embeddings", b"[1, 2]", 422, "body must be a JSON object"),
     ("/v1/embeddings", b"{}", 422, "input: Field required"),
-    ("/v1/embeddings", b'{"input": []}', 422, "input: must be a string, or a non-empty list"),
-    ("/v1/embeddings", b'{"input": null}', 422, "input: must be"),
-    ("/v1/embeddings", b'{"input": ["a", 1]}', 422, "input: must be"),
-    ("/v1/embeddings", b'{"input": [[1, "a"]]}', 422, "input: must be"),
-    ("/v1/embeddings", b'{"input": [[]]}', 422, "input: must be"),
-    ("/v1/embeddings", b'{"input": 5}', 422, "input: must be"),
-    ("/v1/embeddings", b'{"input": [[5, 999999]]}', 422, "(input[0][1]: Input should be less than"),
-    ("/v1/embeddings", b'{"input": [-3]}', 422, "(input[0]: Input should be greater than or equal to 0)"),
+    ("/v1/embeddings", b'{"input": []}', 422, "input: an empty list"),
+    ("/v1/embeddings", b'{"input": null}', 422, "input: must be a string, a list of strings"),
+    ("/v1/embeddings", b'{"input": 5}', 422, "input: must be a string, a list of strings"),
+    ("/v1/embeddings", b'{"input": {"a": 1}}', 422, "got an object"),
+    # mixed ints and strings, ragged nesting, empty id lists: the message names the item
+    ("/v1/embeddings", b'{"input": ["a", 1]}', 422, "input[1]: an int in a list of strings"),
+    ("/v1/embeddings", b'{"input": [1, "a"]}', 422, "input[1]: a string in a list of token ids"),
+    ("/v1/embeddings", b'{"input": [[1, "a"]]}', 422, "input[0][1]: a string where a token id (int) was expected"),
+    ("/v1/embeddings", b'{"input": [[1], 2]}', 422, "input[1]: an int in a list of token-id lists"),
+    ("/v1/embeddings", b'{"input": [1, [2]]}', 422, "input[1]: a list in a list of token ids"),
+    ("/v1/embeddings", b'{"input": [[1], [[2]]]}', 422, "input[1][0]: a list where a token id"),
+    ("/v1/embeddings", b'{"input": [[1], []]}', 422, "input[1]: an empty token-id list"),
+    ("/v1/embeddings", b'{"input": [true]}', 422, "input[0]: a boolean; input must be"),
+    ("/v1/embeddings", b'{"input": [1.5]}', 422, "input[0]: a number where a token id"),
+    ("/v1/embeddings", b'{"input": [[5, 999999]]}', 422, "input[0][1]: token id 999999 is outside tiktoken "
+                                                         "cl100k_base [0, 100277)"),
+    ("/v1/embeddings", b'{"input": [-3]}', 422, "input[0]: token id -3 is outside"),
+    ("/v1/embeddings", b'{"input": [[1, 2], [5, 100256]]}', 422, "input[1][1]: token id 100256 is not in tiktoken"),
+    # a lone surrogate is valid JSON but not text (issue 13 item 6)
+    ("/v1/embeddings", b'{"input": ["ok", "a\\ud800b"]}', 422, "input[1]: contains a lone surrogate"),
+    ("/v1/embeddings", b'{"input": "\\udfff"}', 422, "input: contains a lone surrogate"),
     ("/v1/embeddings", b'{"input": "a", "encoding_format": "hex"}', 422, "encoding_format"),
     ("/v1/embeddings", b'{"input": "a", "input_type": "document"}', 422, "input_type"),
     ("/v1/embeddings", b'{"input": "a", "input_typ": "query"}', 422, "input_typ: unknown field"),
     ("/v1/embeddings", b'{"input": "a", "truncate": "yes"}', 422, "truncate"),
     ("/v1/embeddings", b'{"input": "a", "dimensions": "32"}', 422, "dimensions"),
+    ("/v1/embeddings", b'{"input": "caf\xff"}', 422, "body is not valid UTF-8 (byte 14"),
     # 100 words + "query: " (2 tokens) + 2 special tokens
     ("/v1/embeddings", b'{"input": "' + b"water " * 100 + b'"}', 413, "input[0] has 104"),
     ("/v1/embeddings", b'{"input": ["a"' + b', "a"' * 64 + b"]}", 413, "65 inputs, the limit is 64"),
     ("/v1/embeddings", b'{"input": "' + b"a" * 300_000 + b'"}', 413, "the limit is 200000"),
+    ("/embeddings", b'{"input": []}', 422, "input: an empty list"),
     ("/embed", b'{"inputs": []}', 422, "inputs: must be"),
+    ("/embed", b'{"inputs": ["a", "\\ud800"]}', 422, "inputs[1]: contains a lone surrogate"),
     ("/embed", b'{"inputs": "a", "prompt_name": "search"}', 422, "prompt_name: Input should be"),
     ("/embed", b'{"inputs": "a", "normalize": 1}', 422, "normalize"),
+    ("/embed", b'{"inputs": "a", "truncation_direction": "middle"}', 422, "truncation_direction: Input should be"),
     ("/embed", b'{"inputs": ["' + b"water " * 100 + b'"], "truncate": false}', 413, "send truncate=true"),
     ("/similarity", b'{"inputs": {"source_sentence": "a", "sentences": []}}', 422, "inputs.sentences"),
     ("/similarity", b'{"inputs": {"sentences": ["a"]}}', 422, "inputs.source_sentence: Field required"),
+    ("/similarity", b'{"inputs": {"source_sentence": "a", "sentences": ["\\ud800"]}}', 422,
+     "inputs.sentences[0]: contains a lone surrogate"),
+    ("/similarity", b'{"inputs": {"source_sentence": "a", "sentences": ["b"]}, "parameters": {"truncat": true}}',
+     422, "parameters.truncat: unknown field"),
+    ("/similarity", b'{"inputs": {"source_sentence": "a", "sentences": ["b"]}, "parameters": {"truncate": true}, '
+                    b'"truncate": true}', 422, "truncate is given both at the top level and in parameters"),
+    ("/", b'{"inputs": "a", "prompt": "query"}', 422, "prompt: unknown field"),
+    ("/", b'{"inputs": {"source_sentence": "a"}}', 422, "inputs.sentences: Field required"),
+    ("/", b'["a"]', 422, "body must be a JSON object"),
     ("/nowhere", b"{}", 404, "Not Found"),
 ]
 
@@ -150,6 +202,19 @@ def test_malformed_requests_table(server, path, body, status, needle):
     err = r.json()["error"]
     assert needle in err["message"], err
     assert "Traceback" not in r.text and "File \"" not in r.text
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_json_body_is_read_whatever_its_content_type(server, e5_model, content_type):
+    """curl -d sends form-urlencoded, some clients text/plain: a JSON body is still JSON (issue 13 item 22)."""
+    headers = {"content-type": content_type} if content_type else {}
+    r = httpx.post(server.url + "/v1/embeddings", content=b'{"input": ["water"]}', headers=headers)
+    assert r.status_code == 200, r.text
+    np.testing.assert_allclose(r.json()["data"][0]["embedding"], e5_model.encode_queries(["water"])[0], atol=1e-5)
+    bad = httpx.post(server.url + "/embed", content=b"inputs=water", headers=headers)
+    assert bad.status_code == 422 and "body is not valid JSON" in bad.text
+    if content_type:
+        assert f"sent as {content_type}; this server reads JSON" in bad.text
 
 
 def test_wrong_method_and_streamed_oversize_body(server):

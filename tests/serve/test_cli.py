@@ -21,7 +21,7 @@ def test_help_lists_the_server_flags(capsys):
     out = capsys.readouterr().out
     assert info.value.code == 0
     for flag in ("--model", "--host", "--port", "--api-key", "--default-input-type", "--auto-truncate",
-                 "--max-queue-tokens", "--max-batch-tokens"):
+                 "--max-queue-tokens", "--max-batch-tokens", "--token-ids", "NAME=]PATH"):
         assert flag in out
 
 
@@ -38,10 +38,31 @@ def test_bad_settings_fail_in_one_line(capsys, argv, needle):
     assert needle in err and "Traceback" not in err
 
 
-def test_bad_choice_is_a_usage_error(capsys):
+@pytest.mark.parametrize("argv", [["--default-input-type", "document"], ["--token-ids", "gpt2"]])
+def test_bad_choice_is_a_usage_error(argv):
     with pytest.raises(SystemExit) as info:
-        main(["serve", "--default-input-type", "document"])
+        main(["serve", *argv])
     assert info.value.code == 2
+
+
+def test_two_models_with_one_name_are_refused_before_loading(capsys, serve_ckpt):
+    start = time.monotonic()
+    assert main(["serve", "--model", str(serve_ckpt), "--model", f"e5-small-unsupervised={serve_ckpt}"]) == 1
+    err = capsys.readouterr().err
+    assert "two models would be served as 'e5-small-unsupervised'" in err and "NAME=PATH" in err
+    assert time.monotonic() - start < 5, "names must be checked before any model loads"
+
+
+def test_model_specs(serve_ckpt, tmp_path):
+    from e5kit.serve.server import parse_model_specs
+
+    odd = tmp_path / "a=b"  # an existing path with "=" in it is a path, not NAME=PATH
+    odd.mkdir()
+    assert parse_model_specs([f"e5={serve_ckpt}", str(serve_ckpt), "intfloat/e5-base-unsupervised", str(odd)]) == [
+        ("e5", str(serve_ckpt)), ("e5-small-unsupervised", str(serve_ckpt)),
+        ("intfloat/e5-base-unsupervised", "intfloat/e5-base-unsupervised"), ("a=b", str(odd))]
+    with pytest.raises(ValueError, match="give at least one --model"):
+        parse_model_specs([])
 
 
 def free_port() -> int:

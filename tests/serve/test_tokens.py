@@ -54,3 +54,12 @@ def test_prefix_roles(tok):
     assert tok.prefix("none", "p") == tok.prefix(None, "p") == ""
     with pytest.raises(BadInputError, match="'search' is not one of"):
         tok.prefix("search", "prompt_name")
+
+
+def test_keep_end_keeps_the_prefix_and_the_last_words(tok, e5_model):
+    words = [f"{w}" for w in ("water", "fire", "earth", "light") * 30]  # 120 one-token words
+    text = " ".join(words)
+    got = tok.texts(["short", text], prefix="query: ", truncate=True, keep_end=True)
+    want = e5_model.tokenize(["short", " ".join(words[-60:])], prefix="query: ")  # 64 = 2 + 2 + 60
+    assert got.ids == want.ids and got.truncated == 1
+    assert tok.texts([text], prefix="query: ", truncate=True).ids == e5_model.tokenize([text], prefix="query: ").ids

@@ -1,4 +1,4 @@
-"""`e5kit serve`: an HTTP embedding server (OpenAI-compatible) for one model."""
+"""`e5kit serve`: an HTTP embedding server (OpenAI- and TEI-compatible) for one model or several."""
 
 from __future__ import annotations
 
@@ -6,10 +6,15 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from e5kit.serve.config import TOKEN_ID_MODES
+
     p = subparsers.add_parser("serve", help="serve embeddings over HTTP (OpenAI-compatible, E5 prompts)",
-                              description="Serve one model over HTTP: POST /v1/embeddings (OpenAI), /embed, "
-                              "/similarity; GET /health, /ready, /info, /metrics. Loopback only by default.")
-    p.add_argument("--model", "-m", default=None, help="model folder or hub id (default intfloat/e5-base-unsupervised)")
+                              description="Serve models over HTTP: POST /v1/embeddings (OpenAI), /, /embed, "
+                              "/similarity (TEI); GET /v1/models, /health, /ready, /info, /metrics. Loopback only "
+                              "by default.")
+    p.add_argument("--model", "-m", action="append", default=None, metavar="[NAME=]PATH",
+                   help="model folder or hub id, optionally named (NAME=PATH); repeat to serve several, routed by "
+                   "the request's `model` (the first is the default). Default intfloat/e5-base-unsupervised")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback only)")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--api-key", default=None,
@@ -19,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-seq-length", type=int, default=None)
     p.add_argument("--default-input-type", default="query", choices=["query", "passage", "none"],
                    help="prefix for requests that do not say (default query, E5's choice for symmetric tasks)")
+    p.add_argument("--token-ids", default="cl100k", choices=TOKEN_ID_MODES,
+                   help="how /v1/embeddings reads token-id input: cl100k (default) decodes tiktoken cl100k_base ids, "
+                   "which OpenAI clients such as LangChain send, to text; model reads them as the served model's "
+                   "vocabulary; reject answers 422")
     p.add_argument("--auto-truncate", action="store_true",
                    help="cut over-long inputs by default instead of answering 413")
     p.add_argument("--max-batch-tokens", type=int, default=16384, help="padded tokens per model batch")
@@ -48,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         max_queue_tokens=args.max_queue_tokens, max_queue_seconds=args.max_queue_seconds or None,
         max_body_bytes=args.max_body_bytes,
         max_concurrency=args.max_concurrency, default_input_type=args.default_input_type,
-        auto_truncate=args.auto_truncate)
-    load_and_serve(args.model or DEFAULT_MODEL, config, device=args.device, precision=args.precision,
+        auto_truncate=args.auto_truncate, token_ids=args.token_ids)
+    load_and_serve(args.model or [DEFAULT_MODEL], config, device=args.device, precision=args.precision,
                    max_seq_length=args.max_seq_length, log_level=args.log_level)
     return 0

@@ -7,6 +7,9 @@ import os
 from dataclasses import dataclass
 
 INPUT_TYPES = ("query", "passage", "none")
+# How /v1/embeddings reads token-id input: as tiktoken cl100k_base ids (what OpenAI clients send), as ids
+# of the served model's own vocabulary, or not at all (422).
+TOKEN_ID_MODES = ("cl100k", "model", "reject")
 API_KEY_ENV = "E5KIT_API_KEY"
 
 
@@ -34,6 +37,7 @@ class ServeConfig:
     default_input_type: str = "query"  # E5: "query: " on symmetric tasks and features (docs/serve.md)
     auto_truncate: bool = False  # default of the per-request `truncate` flag
     graceful_timeout_s: float = 30.0
+    token_ids: str = "cl100k"  # how /v1/embeddings reads lists of ints (TOKEN_ID_MODES)
 
     def __post_init__(self) -> None:
         for name in ("max_batch_tokens", "max_batch_size", "max_request_inputs", "max_request_tokens",
@@ -48,6 +52,8 @@ class ServeConfig:
             raise ValueError(f"max_queue_seconds must be a positive number or None, got {self.max_queue_seconds!r}")
         if self.default_input_type not in INPUT_TYPES:
             raise ValueError(f"default_input_type must be one of {list(INPUT_TYPES)}, got {self.default_input_type!r}")
+        if self.token_ids not in TOKEN_ID_MODES:
+            raise ValueError(f"token_ids must be one of {list(TOKEN_ID_MODES)}, got {self.token_ids!r}")
         if self.max_queue_tokens < self.max_request_tokens:
             raise ValueError(f"max_queue_tokens ({self.max_queue_tokens}) must be >= max_request_tokens "
                              f"({self.max_request_tokens}), else a full-size request could never be queued")

@@ -1,4 +1,6 @@
-"""ASGI middleware in front of every route: body size limit (413), bearer auth (401), request metrics.
+"""ASGI middleware in front of every route: body size limit (413), bearer auth (401), request metrics,
+and JSON bodies read as JSON whatever Content-Type says (`curl -d` sends form-urlencoded, some clients
+text/plain), so a valid body is never refused for its label.
 
 Pure ASGI rather than Starlette's BaseHTTPMiddleware: it adds no task per request and can stop a
 body that grows past the limit while it streams in, before it is buffered.
@@ -21,7 +23,21 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
-KNOWN_PATHS = frozenset({"/v1/embeddings", "/embed", "/similarity", "/info", "/metrics", *OPEN_PATHS})
+KNOWN_PATHS = frozenset({"/v1/embeddings", "/embeddings", "/", "/embed", "/similarity", "/v1/models", "/info",
+                         "/metrics", *OPEN_PATHS})
+ORIGINAL_CONTENT_TYPE = "e5kit.content_type"  # scope key: the Content-Type a POST arrived with, if not JSON
+
+
+def json_content_type(scope: Scope) -> None:
+    """Label a POST body as JSON (FastAPI reads only application/json and +json bodies as JSON); the
+    original label is kept in the scope so a parse error can mention it."""
+    headers = list(scope.get("headers") or [])
+    value = next((v for k, v in headers if k == b"content-type"), None)
+    main = (value or b"").split(b";")[0].strip().lower()
+    if main == b"application/json" or main.endswith(b"+json"):
+        return
+    scope[ORIGINAL_CONTENT_TYPE] = value.decode("latin-1") if value else "no Content-Type"
+    scope["headers"] = [(k, v) for k, v in headers if k != b"content-type"] + [(b"content-type", b"application/json")]
 
 
 def error_body(status: int, message: str, kind: str, param: str | None = None, code: str | None = None) -> bytes:
@@ -77,6 +93,8 @@ class Guard:
                 await send_counted_error(send_counted, 413, f"request body has {int(length)} bytes, the limit is "
                                          f"{self.max_body_bytes}", "invalid_request_error")
                 return
+            if scope.get("method") == "POST":
+                json_content_type(scope)
             received = 0
 
             async def receive_limited() -> Message:

@@ -2,40 +2,59 @@
 
 Types are strict (a number is not a string, "1" is not a token id) so a client's mistake is a 422
 that names the field, never a silent coercion. Unknown fields are refused, which catches typos
-such as `input_typ` that would otherwise silently embed without the E5 prefix.
+such as `input_typ` that would otherwise silently embed without the E5 prefix. The OpenAI `input`
+field is read by `inputs.read_input`, which names the index of a bad item.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from functools import partial
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
     StrictInt,
     StrictStr,
+    WithJsonSchema,
     create_model,
     field_validator,
+    model_validator,
 )
 
+from e5kit.serve.inputs import check_text, read_input
+
 InputType = Literal["query", "passage", "none"]
-TokenIds = Annotated[list[StrictInt], Field(min_length=1)]
+# TEI's spec spells the directions "Left"/"Right", huggingface_hub sends "left"/"right": both are accepted
+Direction = Literal["right", "left", "Right", "Left"]
+Text = Annotated[StrictStr, AfterValidator(check_text)]  # valid Unicode: no lone surrogates
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def input_schema(vocab: int | None) -> dict[str, Any]:
+    """JSON schema of the OpenAI `input` field (what `read_input` accepts)."""
+    token = {"type": "integer", "minimum": 0, **({"exclusiveMaximum": vocab} if vocab else {})}
+    ids = {"type": "array", "items": token, "minItems": 1}
+    return {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}, ids,
+                      {"type": "array", "items": ids, "minItems": 1}],
+            "description": "A text, a list of texts, one token-id list or a list of token-id lists. Token ids are "
+                           "read as the server's --token-ids says: tiktoken cl100k_base ids by default (what "
+                           "OpenAI clients such as LangChain send), decoded to text, then embedded with the "
+                           "model's prompt and tokenizer."}
+
+
 class EmbeddingsRequest(_Strict):
     """OpenAI `POST /v1/embeddings` body, plus the e5kit fields `input_type` and `truncate`."""
 
-    input: StrictStr | list[StrictStr] | list[StrictInt] | list[TokenIds] = Field(  # narrowed per model
-        description="A text, a list of texts, one token-id array, or a list of token-id arrays. Token ids are "
-                    "this model's vocabulary without special tokens; the server adds them and the prefix.")
-    model: StrictStr | None = Field(None, description="Accepted for compatibility; the server has one model.")
+    input: Annotated[Any, WithJsonSchema(input_schema(None))]  # checked by read_input (see request_models)
+    model: StrictStr | None = Field(
+        None, description="Which served model (GET /v1/models). A server with one model accepts any name.")
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="base64: little-endian float32 bytes, as the OpenAI API sends them.")
     dimensions: StrictInt | None = Field(None, description="Only the model's own dimension is accepted: "
@@ -48,38 +67,66 @@ class EmbeddingsRequest(_Strict):
         None, description="e5kit: cut inputs over the model's token limit instead of refusing them (413). "
                           "Default: the server's --auto-truncate (off).")
 
-    @field_validator("input")
-    @classmethod
-    def _not_empty(cls, value: object) -> object:
-        if isinstance(value, list) and not value:
-            raise ValueError("input must not be an empty list")
-        return value
+
+_TRUNCATE = "Cut over-long inputs instead of refusing them (413). Default: the server's --auto-truncate."
+_DIRECTION = ("Which end a cut removes: 'right' (default) keeps the start of the text, 'left' keeps its end. "
+              "The prompt prefix is always kept.")
+_MODEL = "e5kit: which served model (GET /v1/models); default the first one."
 
 
 class EmbedRequest(_Strict):
-    """TEI-style `POST /embed` body."""
+    """TEI-style `POST /embed` (and `POST /`) body."""
 
-    inputs: StrictStr | Annotated[list[StrictStr], Field(min_length=1)]
-    truncate: StrictBool | None = Field(None, description="Cut over-long inputs instead of refusing them (413).")
+    inputs: Text | Annotated[list[Text], Field(min_length=1)]
+    truncate: StrictBool | None = Field(None, description=_TRUNCATE)
+    truncation_direction: Direction | None = Field(None, description=_DIRECTION)
     normalize: StrictBool = Field(True, description="L2-normalize the embeddings (E5 does).")
     prompt_name: StrictStr | None = Field(
         None, description="A prompt of the model ('query', 'passage') or 'none'. Default: the server's "
                           "--default-input-type.")
+    model: StrictStr | None = Field(None, description=_MODEL)
 
 
 class SimilarityInputs(_Strict):
-    source_sentence: StrictStr
-    sentences: Annotated[list[StrictStr], Field(min_length=1)]
+    source_sentence: Text
+    sentences: Annotated[list[Text], Field(min_length=1)]
+
+
+class SimilarityParameters(_Strict):
+    """TEI's `parameters` of `/similarity`."""
+
+    truncate: StrictBool | None = Field(None, description=_TRUNCATE)
+    truncation_direction: Direction | None = Field(None, description=_DIRECTION)
+    prompt_name: StrictStr | None = None
 
 
 class SimilarityRequest(_Strict):
-    """TEI-style `POST /similarity` body: cosine of the source against each sentence."""
+    """TEI-style `POST /similarity` body: cosine of the source against each sentence.
+
+    The options may come in TEI's `parameters` object or at the top level, not in both.
+    """
 
     inputs: SimilarityInputs
+    parameters: SimilarityParameters | None = None
     truncate: StrictBool | None = None
+    truncation_direction: Direction | None = None
     prompt_name: StrictStr | None = Field(
         None, description="Prompt for all texts; default the server's --default-input-type ('query', as E5 "
                           "uses for symmetric tasks).")
+    model: StrictStr | None = Field(None, description=_MODEL)
+
+    def option(self, name: str) -> Any:
+        """An option from `parameters` or the top level (a value in both is refused when the body is read)."""
+        inner = getattr(self.parameters, name) if self.parameters is not None else None
+        return inner if inner is not None else getattr(self, name)
+
+    @model_validator(mode="after")
+    def _not_twice(self) -> SimilarityRequest:
+        if self.parameters is not None:
+            for name in ("truncate", "truncation_direction", "prompt_name"):
+                if getattr(self.parameters, name) is not None and getattr(self, name) is not None:
+                    raise ValueError(f"{name} is given both at the top level and in parameters; give it once")
+        return self
 
 
 class EmbeddingItem(BaseModel):
@@ -100,6 +147,18 @@ class EmbeddingsResponse(BaseModel):
     usage: Usage
 
 
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
 class ErrorDetail(BaseModel):
     message: str
     type: str
@@ -111,33 +170,28 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-def request_models(*, roles: tuple[str, ...], vocab_size: int, dim: int) -> dict[str, type[BaseModel]]:
-    """Request bodies for one model: `prompt_name` limited to its roles, token ids to its vocabulary,
-    `dimensions` to its own dimension.
+def request_models(*, roles: tuple[str, ...], dims: tuple[int, ...], vocab: int | None,
+                   vocab_name: str) -> dict[str, type[BaseModel]]:
+    """Request bodies for one server: `prompt_name` limited to its models' roles, `dimensions` to their
+    dimensions, token ids to the vocabulary `--token-ids` reads them in (None: any id >= 0).
 
-    Made per app so the OpenAPI schema states exactly what this server accepts.
+    Made per app so the OpenAPI schema states exactly what this server accepts; each model's own
+    limits are checked again when a request is routed to it.
     """
     names = Literal[roles]  # type: ignore[valid-type]
     prompt = (names | None, Field(None, description="One of the model's prompt names, or 'none'. Default: the "
                                                     "server's --default-input-type."))
-    token = Annotated[StrictInt, Field(ge=0, lt=vocab_size), BeforeValidator(_integral)]
-    inputs = (StrictStr | NonEmpty[list[StrictStr]] | NonEmpty[list[token]] | NonEmpty[list[NonEmpty[list[token]]]],
-              Field(description=EmbeddingsRequest.model_fields["input"].description))
+    reader = partial(read_input, vocab=vocab, vocab_name=vocab_name)
+    embeddings = create_model(
+        "EmbeddingsRequest", __base__=EmbeddingsRequest,
+        __validators__={"_input": field_validator("input")(lambda cls, v: reader(v))},
+        input=(Annotated[Any, WithJsonSchema(input_schema(vocab))], ...),
+        dimensions=(Literal[dims] | None,  # type: ignore[valid-type]
+                    Field(None, description=EmbeddingsRequest.model_fields["dimensions"].description)))
+    similarity_parameters = create_model("SimilarityParameters", __base__=SimilarityParameters, prompt_name=prompt)
     return {
-        "embeddings": create_model("EmbeddingsRequest", __base__=EmbeddingsRequest, input=inputs, dimensions=(
-            Literal[dim] | None, Field(None, description=EmbeddingsRequest.model_fields["dimensions"].description))),
+        "embeddings": embeddings,
         "embed": create_model("EmbedRequest", __base__=EmbedRequest, prompt_name=prompt),
-        "similarity": create_model("SimilarityRequest", __base__=SimilarityRequest, prompt_name=prompt),
+        "similarity": create_model("SimilarityRequest", __base__=SimilarityRequest, prompt_name=prompt,
+                                   parameters=(similarity_parameters | None, None)),
     }
-
-
-def _integral(value: object) -> object:
-    """47.0 is the integer 47 in JSON (JSON Schema agrees); "47" and true stay refused."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-class NonEmpty:
-    """`NonEmpty[list[X]]`: a list with at least one item, stated in the schema (minItems 1)."""
-
-    def __class_getitem__(cls, item: object) -> object:
-        return Annotated[item, Field(min_length=1)]

@@ -10,6 +10,8 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from e5kit.serve.config import ServeConfig
@@ -25,23 +27,45 @@ def uvicorn_config(app: Any, config: ServeConfig, *, access_log: bool = True, lo
                           log_level=log_level, lifespan="on", server_header=False)
 
 
-def load_and_serve(model_path: str, config: ServeConfig, *, device: str | None = None,
+def parse_model_specs(specs: str | Sequence[str]) -> list[tuple[str, str]]:
+    """(name, path or hub id) per `--model` value: "NAME=PATH", or a path / hub id named after its folder
+    or id. Names must be unique; checked before any model is loaded."""
+    from e5kit.serve.service import public_name
+
+    out: list[tuple[str, str]] = []
+    for spec in [specs] if isinstance(specs, str) else list(specs):
+        name, sep, path = spec.partition("=")
+        if not sep or not path or not name or "/" in name or Path(spec).expanduser().exists():
+            name, path = public_name(spec), spec
+        if name in (n for n, _ in out):
+            raise ValueError(f"two models would be served as {name!r}; name them: --model NAME=PATH")
+        out.append((name, path))
+    if not out:
+        raise ValueError("give at least one --model")
+    return out
+
+
+def load_and_serve(models: str | Sequence[str], config: ServeConfig, *, device: str | None = None,
                    precision: str | None = None, max_seq_length: int | None = None,
                    log_level: str = "info") -> None:
-    """Load the model, warn if exposed without a key, and serve until interrupted."""
+    """Load the models ("PATH" or "NAME=PATH" each), warn if exposed without a key, serve until interrupted."""
     import uvicorn
 
     from e5kit import E5
     from e5kit.serve.app import create_app
 
+    specs = parse_model_specs(models)
     if not config.is_loopback and config.api_key is None:
         log.warning("serving on %s without an API key: anyone who can reach this address can use the model",
                     config.host)
-    model = E5(model_path, device=device, precision=precision, max_seq_length=max_seq_length,
-               max_tokens_per_batch=config.max_batch_tokens)
-    log.info("serving %s (dim %d, prompts %s) on http://%s:%d", model.name, model.dim, model.prompts or "none",
-             config.host, config.port)
-    uvicorn.Server(uvicorn_config(create_app(model, config), config, log_level=log_level)).run()
+    loaded = []
+    for name, path in specs:
+        model = E5(path, device=device, precision=precision, max_seq_length=max_seq_length,
+                   max_tokens_per_batch=config.max_batch_tokens)
+        log.info("serving %s as %r (dim %d, prompts %s)", model.name, name, model.dim, model.prompts or "none")
+        loaded.append((name, model))
+    log.info("listening on http://%s:%d", config.host, config.port)
+    uvicorn.Server(uvicorn_config(create_app(loaded, config), config, log_level=log_level)).run()
 
 
 class BackgroundServer:

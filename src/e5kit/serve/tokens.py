@@ -7,6 +7,7 @@ special tokens, framed with the prefix's ids and the special-token template, the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ class InputTooLongError(E5kitError):
 
 class BadInputError(E5kitError, ValueError):
     """An input value the schema cannot catch (token id out of range, unknown prompt) (HTTP 422)."""
+
+    code = "invalid_value"
 
     def __init__(self, message: str, param: str) -> None:
         super().__init__(message)
@@ -56,14 +59,42 @@ class RequestTokenizer:
             return self.model.policy.prefix_for(role)
         raise BadInputError(f"{param} {role!r} is not one of {list(self.roles)}", param)
 
-    def texts(self, texts: Sequence[str], *, prefix: str, truncate: bool) -> Prepared:
-        """Tokenize texts with the prefix; over-long inputs are cut (truncate) or refused with their counts."""
+    def texts(self, texts: Sequence[str], *, prefix: str, truncate: bool, keep_end: bool = False) -> Prepared:
+        """Tokenize texts with the prefix; over-long inputs are cut (truncate) or refused with their counts.
+
+        A cut keeps the start of the text, or with `keep_end` its end (TEI's truncation_direction
+        "left"): the prefix and then the last whole words that fit.
+        """
         tokenized = self.model.tokenize(texts, prefix=prefix)
-        if tokenized.truncated and not truncate:
-            at_limit = [i for i, x in enumerate(tokenized.ids) if len(x) >= self.max_length]
-            full = self.model.count_tokens([texts[i] for i in at_limit], prefix=prefix, truncate=False)
-            self._refuse([(i, n) for i, n in zip(at_limit, full, strict=True) if n > self.max_length])
-        return Prepared(tokenized.ids, sum(tokenized.lengths), tokenized.truncated)
+        if not tokenized.truncated:
+            return Prepared(tokenized.ids, sum(tokenized.lengths), 0)
+        at_limit = [i for i, x in enumerate(tokenized.ids) if len(x) >= self.max_length]
+        full = self.model.count_tokens([texts[i] for i in at_limit], prefix=prefix, truncate=False)
+        over = [(i, n) for i, n in zip(at_limit, full, strict=True) if n > self.max_length]
+        if not truncate:
+            self._refuse(over)
+        if keep_end and over:
+            ends = [self._end_that_fits(texts[i], prefix) for i, _ in over]
+            for (i, _), ids in zip(over, self.model.tokenize(ends, prefix=prefix).ids, strict=True):
+                tokenized.ids[i] = ids
+        return Prepared(tokenized.ids, sum(len(x) for x in tokenized.ids), tokenized.truncated)
+
+    def _end_that_fits(self, text: str, prefix: str) -> str:
+        """The longest tail of `text` that starts at a word and fits the limit with the prefix.
+
+        E5 exposes only start-keeping truncation, so the tail is found by bisecting over word starts
+        (WordPiece and SentencePiece tokenize words independently, so a tail's tokens are the end of
+        the text's). A last word longer than the limit on its own is returned whole, to be cut as usual.
+        """
+        starts = [m.start() for m in re.finditer(r"\S+", text)]
+        lo, hi = 0, len(starts) - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.model.count_tokens([text[starts[mid]:]], prefix=prefix, truncate=False)[0] <= self.max_length:
+                hi = mid
+            else:
+                lo = mid + 1
+        return text[starts[lo]:] if starts else text
 
     def token_ids(self, arrays: Sequence[Sequence[int]], *, prefix: str, truncate: bool) -> Prepared:
         """Frame token-id arrays with the prefix ids and special tokens; same limits as for text."""
