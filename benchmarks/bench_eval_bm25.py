@@ -22,7 +22,7 @@ def main() -> None:
 
     from e5kit.eval.metrics.retrieval import retrieval_scores
     from e5kit.eval.registry import get_dataset
-    from e5kit.index.bm25 import BM25Index, _make_tokenizer
+    from e5kit.index.bm25 import Analyzer, BM25Index
     from e5kit.model.prompts import passage_text
 
     data = get_dataset("scifact", args.data_dir).load()["data"]
@@ -43,12 +43,12 @@ def main() -> None:
     except ImportError:
         print("rank_bm25 not installed: pip install rank-bm25 to compare")
     else:
-        tok = _make_tokenizer("porter", "en")
+        tok = Analyzer("porter", "en")
         t0 = time.perf_counter()
-        doc_tokens = tok.tokenize(texts, update_vocab=True, show_progress=False, return_as="string")
+        doc_tokens = [tok.terms(t) for t in texts]
         okapi = BM25Okapi(doc_tokens, k1=0.9, b=0.4)
         t1 = time.perf_counter()
-        q_tokens = tok.tokenize(data.queries, update_vocab=False, show_progress=False, return_as="string")
+        q_tokens = [tok.terms(q) for q in data.queries]
         run = {}
         for q, toks in zip(data.query_ids, q_tokens, strict=True):
             s = okapi.get_scores(toks)

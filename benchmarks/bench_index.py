@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_index.py throughput [--n 1500] [--shard-size 500] [--rounds 2]
     .venv/bin/python benchmarks/bench_index.py rss [--n 1000000] [--shard-size 16384]
     .venv/bin/python benchmarks/bench_index.py search [--n 1000000] [--dim 384] [--hnsw-n N]
+    .venv/bin/python benchmarks/bench_index.py verify [--n 200000] [--dim 384]
 
 throughput: the same synthetic JSONL corpus encoded (a) by the engine alone from texts already in
 memory (m.iter_encode, chunk = shard size, so batching is identical) and (b) by build_index from the
@@ -11,6 +12,9 @@ rss: a 1-layer, 32-wide random BERT builds an index of N short texts while a thr
 search: N clustered unit vectors (structured like embeddings; uniform noise is the worst case for
 ANN) written as an index; exact search single and batched, FAISS flat, IVF-PQ and HNSW recall@10
 (tie-aware, vs exact) and ms/query.
+verify: what checking every shard's sha256 when a search opens the index would cost, beside opening
+(shapes only) and exact search of 1 and of 100 queries, page cache warm; and the score check every
+search does (finite, |cos| <= 1) on 100 x 10 results.
 """
 
 from __future__ import annotations
@@ -240,7 +244,7 @@ def search(args: argparse.Namespace) -> None:
             if any(ann.params.get(k) != v for k, v in params.items()):
                 raise ValueError("other parameters")
         except (IndexFormatError, ValueError):
-            ann = build_ann(dense, kind, **params)
+            ann = build_ann(dense, kind, overwrite=True, **params)
         variants = {"flat": [{}],
                     "ivfpq": [{"nprobe": 32, "refine": 10}, {"nprobe": 32, "refine": 50},
                               {"nprobe": 64, "refine": 100}],
@@ -252,6 +256,43 @@ def search(args: argparse.Namespace) -> None:
             shown = {k: ann.params[k] for k in ann.params if k not in ("train_size",)} | v
             print(f"| faiss {kind} | {json.dumps(shown)} | {rec:.4f} | {one:.2f} | {many:.3f} | "
                   f"{ann.build_seconds:.0f} |", flush=True)
+
+
+def verify(args: argparse.Namespace) -> None:
+    from e5kit.index.check import sample_queries
+    from e5kit.index.store import DenseIndex
+
+    folder = Path(args.work) / f"vec-{args.n}-{args.dim}"
+    if not (folder / "manifest.json").is_file():
+        vector_index(folder, args.n, args.dim, shard_size=16384)
+    dense = DenseIndex.open(folder)
+    for _ in dense.blocks():  # page cache warm, as for a search right after another
+        pass
+    q = sample_queries(dense, 100, seed=1)
+
+    def best(fn, reps: int = 3) -> float:
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return 1000 * min(times)
+
+    gb = sum(p.stat().st_size for p in (folder / "shards").glob("*.npy")) / 1e9
+    scores, rows = dense.search_vectors(q, 10)
+    rows_ms = {
+        "open (manifest, shard metadata, shapes)": best(lambda: DenseIndex.open(folder)),
+        "open + verify every checksum (sha256)": best(lambda: DenseIndex.open(folder, verify=True)),
+        "exact search, 1 query": best(lambda: dense.search_vectors(q[:1], 10)),
+        "exact search, 100 queries": best(lambda: dense.search_vectors(q, 10)),
+        "score check on 100 x 10 results": best(lambda: dense.check_scores(q, scores, rows), 20),
+    }
+    print(f"{args.n} x {args.dim} float32 ({gb:.2f} GB in {len(dense.metas)} shards), {machine()}")
+    print("| step | ms (best of 3) |\n|---|---|")
+    for name, ms in rows_ms.items():
+        print(f"| {name} | {ms:.2f} |")
+    one = rows_ms["exact search, 1 query"]
+    print(f"verify / exact search of 1 query = {rows_ms['open + verify every checksum (sha256)'] / one:.1f}x")
 
 
 def main() -> int:
@@ -277,8 +318,12 @@ def main() -> int:
     s.add_argument("--hnsw-n", type=int, default=1_000_000, help="skip HNSW when --n is larger than this")
     s.add_argument("--kinds", default="flat,ivfpq,hnsw", help="FAISS kinds to measure (comma-separated)")
     s.add_argument("--work", default="/tmp/e5kit-bench-search")
+    v = sub.add_parser("verify")
+    v.add_argument("--n", type=int, default=200_000)
+    v.add_argument("--dim", type=int, default=384)
+    v.add_argument("--work", default="/tmp/e5kit-bench-verify")
     args = ap.parse_args()
-    {"throughput": throughput, "rss": rss, "search": search}[args.what](args)
+    {"throughput": throughput, "rss": rss, "search": search, "verify": verify}[args.what](args)
     return 0
 
 

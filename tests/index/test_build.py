@@ -155,7 +155,7 @@ def test_bad_shard_spec(spec):
 def test_other_model_or_settings_refused(tmp_path, e5_tiny, bert_tiny):
     corpus = write_corpus(tmp_path / "corpus.jsonl", 12)
     build_index(corpus, tmp_path / "ix", model=e5_tiny, shard_size=8)
-    with pytest.raises(IndexFormatError, match="model_fingerprint"):
+    with pytest.raises(IndexFormatError, match="built by .*weights.*leave --model out"):
         build_index(corpus, tmp_path / "ix", model=bert_tiny)
     with pytest.raises(IndexFormatError, match="shard_size"):
         build_index(corpus, tmp_path / "ix", model=e5_tiny, shard_size=4)
@@ -297,3 +297,165 @@ def test_rank_device(monkeypatch):
     import torch
 
     assert rank_device() == ("cuda:1" if torch.cuda.is_available() else None)
+
+
+# --- issue 13: validate before work, never write over what is not ours, no dead ends, no orphans ---
+
+
+@pytest.fixture()
+def no_model(monkeypatch):
+    """Loading a model fails the test: the error must come before it."""
+    import e5kit.index.build as build_mod
+
+    monkeypatch.setattr(build_mod, "_load_model", lambda *a, **k: pytest.fail("the model was loaded first"))
+
+
+def test_i13_16_shard_removed_after_check_is_rebuilt(tmp_path, e5_tiny):
+    from e5kit.index.check import check_index
+
+    corpus = write_corpus(tmp_path / "corpus.jsonl", 20)
+    build_index(corpus, tmp_path / "ix", model=e5_tiny, shard_size=8, quantize=["int8"])
+    before = shard_bytes(tmp_path / "ix")
+    vec = tmp_path / "ix" / "shards" / "00001.f32.npy"
+    data = bytearray(vec.read_bytes())
+    data[-1] ^= 0xFF
+    vec.write_bytes(bytes(data))
+    with pytest.raises(IndexFormatError, match=r"shards/00001\.\*.*e5kit index build") as info:
+        check_index(DenseIndex.open(tmp_path / "ix"), sample=3)
+    assert "delete" in str(info.value)
+    for p in (tmp_path / "ix" / "shards").glob("00001.*"):  # what the message says to do
+        p.unlink()
+    with pytest.raises(IndexFormatError, match="shard 1 .*missing.*e5kit index build"):
+        DenseIndex.open(tmp_path / "ix")
+    report = build_index(corpus, tmp_path / "ix", model=e5_tiny)
+    assert (report.encoded_shards, report.skipped_shards, report.complete) == (1, 2, True)
+    assert shard_bytes(tmp_path / "ix") == before
+    assert check_index(DenseIndex.open(tmp_path / "ix"), sample=3)[0].recall == 1.0
+    merge_index(tmp_path / "ix")
+
+
+def test_i13_16_removed_shard_of_appended_index_is_rebuilt(tmp_path, e5_tiny):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", 20)
+    build_index(corpus, tmp_path / "ix", model=e5_tiny, shard_size=8)  # 8, 8, 4
+    write_corpus(tmp_path / "more.jsonl", 10, start=20)
+    build_index([corpus, tmp_path / "more.jsonl"], tmp_path / "ix", model=e5_tiny)  # + 8, 2
+    before = shard_bytes(tmp_path / "ix")
+    for j in (2, 3):  # two neighbours: sizes 4 and 8 cannot be guessed from the shard size
+        for p in (tmp_path / "ix" / "shards").glob(f"0000{j}.*"):
+            p.unlink()
+    report = build_index([corpus, tmp_path / "more.jsonl"], tmp_path / "ix", model=e5_tiny)
+    assert (report.encoded_shards, report.complete) == (2, True)
+    assert shard_bytes(tmp_path / "ix") == before
+
+
+def test_i13_16_removed_shard_with_edited_documents_is_refused(tmp_path, e5_tiny):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", 20)
+    build_index(corpus, tmp_path / "ix", model=e5_tiny, shard_size=8)
+    for p in (tmp_path / "ix" / "shards").glob("00001.*"):
+        p.unlink()
+    lines = corpus.read_text().splitlines()
+    lines[9] = lines[9].replace("title", "changed")
+    corpus.write_text("\n".join(lines) + "\n")
+    with pytest.raises(IndexFormatError, match="differs from the finished index in shard 1"):
+        build_index(corpus, tmp_path / "ix", model=e5_tiny)
+
+
+def test_i13_18_leftover_slice_of_another_split_is_named_before_encoding(tmp_path, e5_tiny, monkeypatch):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", 30)
+    build_index(corpus, tmp_path / "ix", model=e5_tiny, shard_size=5, shard="2/4")  # the mistake
+    real = e5_tiny.iter_encode
+    monkeypatch.setattr(e5_tiny, "iter_encode", lambda *a, **k: pytest.fail("encoded before the check"))
+    with pytest.raises(IndexFormatError, match=r"delete .*slices/2-of-4\.json") as info:
+        build_index(corpus, tmp_path / "ix", model=e5_tiny, shard="0/3")
+    assert "2/4" in str(info.value) and "0/3" in str(info.value)
+    monkeypatch.setattr(e5_tiny, "iter_encode", real)
+    (tmp_path / "ix" / "slices" / "2-of-4.json").unlink()  # as the message says
+    for i in range(3):
+        report = build_index(corpus, tmp_path / "ix", model=e5_tiny, shard=f"{i}/3")
+    assert report.complete and len(DenseIndex.open(tmp_path / "ix")) == 30
+
+
+def test_i13_18_merge_names_the_slice_report_to_delete(tmp_path, e5_tiny):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", 12)
+    build_index(corpus, tmp_path / "ix", model=e5_tiny, shard_size=4, shard="1/2")
+    report = json.loads((tmp_path / "ix" / "slices" / "1-of-2.json").read_text())
+    report["slice"] = [0, 3]  # a report of another split, as older versions left behind
+    (tmp_path / "ix" / "slices" / "0-of-3.json").write_text(json.dumps(report))
+    with pytest.raises(IndexFormatError, match=r"(?i)delete .*slices/.-of-.\.json"):
+        merge_index(tmp_path / "ix")
+
+
+def test_i13_19_max_length_mismatch_names_only_the_difference_and_the_flag(tmp_path, e5_tiny, tiny_e5):
+    from e5kit import E5
+
+    corpus = write_corpus(tmp_path / "corpus.jsonl", 6)
+    build_index(corpus, tmp_path / "ix", model=e5_tiny)
+    short = E5(str(tiny_e5), max_seq_length=16)
+    with pytest.raises(IndexFormatError) as info:
+        DenseIndex.open(tmp_path / "ix").check_model(short)
+    msg = str(info.value)
+    assert "--max-length 64" in msg and "max_seq_length=64" in msg and "prefix" not in msg
+    with pytest.raises(IndexFormatError) as info:
+        build_index(corpus, tmp_path / "ix", model=short)
+    msg = str(info.value)
+    assert "--max-length" in msg and "64" in msg and "16" in msg and "prompts" not in msg
+
+
+def test_i13_20_unwritable_output_refused_before_model_load(tmp_path, no_model):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", 4)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(IndexFormatError, match="afile.*not a folder"):
+        build_index(corpus, tmp_path / "afile" / "ix", model="whatever")
+    with pytest.raises(IndexFormatError, match="afile.*not a folder"):
+        build_index(corpus, tmp_path / "afile", model="whatever")
+    if os.geteuid() != 0:  # root writes anywhere
+        (tmp_path / "ro").mkdir()
+        (tmp_path / "ro").chmod(0o555)
+        with pytest.raises(IndexFormatError, match="not writable"):
+            build_index(corpus, tmp_path / "ro" / "ix", model="whatever")
+
+
+def test_i13_20_foreign_nonempty_folder_is_not_written_into(tmp_path, no_model):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", 4)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.txt").write_text("mine")
+    with pytest.raises(IndexFormatError, match="not empty.*no e5kit index"):
+        build_index(corpus, tmp_path / "docs", model="whatever")
+    assert sorted(p.name for p in (tmp_path / "docs").iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("kwargs, match", [({"shard_size": 0}, "shard_size"), ({"dtype": "float64"}, "dtype"),
+                                           ({"quantize": ["pq"]}, "quantization"), ({"shard": "3/2"}, "shard spec")])
+def test_i13_build_settings_checked_before_model_load(tmp_path, no_model, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build_index(write_corpus(tmp_path / "c.jsonl", 3), tmp_path / "ix", model="whatever", **kwargs)
+
+
+def test_i13_31_failed_build_leaves_no_half_made_folder(tmp_path, e5_tiny):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"_id": "a", "text": ""}\n{"_id": "b", "text": "y"}\n')
+    with pytest.raises(InputFormatError, match="empty text"):
+        build_index(path, tmp_path / "new" / "deeper" / "ix", model=e5_tiny)
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputFormatError):
+        build_index(path, tmp_path / "empty", model=e5_tiny)
+    assert list((tmp_path / "empty").iterdir()) == []  # the user's folder stays, empty
+
+
+def test_i13_28_index_files_follow_the_umask(tmp_path, e5_tiny):
+    from e5kit.index.ann import build_ann
+    from e5kit.index.hybrid import build_bm25
+
+    old = os.umask(0o002)
+    try:
+        corpus = write_corpus(tmp_path / "corpus.jsonl", 300)
+        build_index(corpus, tmp_path / "ix", model=e5_tiny, shard_size=100, quantize=["int8"])
+        dense = DenseIndex.open(tmp_path / "ix")
+        build_ann(dense, "hnsw", M=8, ef_construction=16)
+        build_bm25(dense, show_progress=False)
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(tmp_path).as_posix(): p.stat().st_mode & 0o777 for p in (tmp_path / "ix").rglob("*")}
+    assert {m for n, m in modes.items() if (tmp_path / n).is_dir()} == {0o775}
+    assert {m for n, m in modes.items() if (tmp_path / n).is_file()} == {0o664}, modes

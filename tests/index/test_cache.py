@@ -41,7 +41,7 @@ def test_changed_corpus_is_encoded_again(tmp_path, e5_tiny):
 
 def test_unwritable_corpus_folder_uses_user_cache(tmp_path, e5_tiny, monkeypatch):
     corpus = write_corpus(tmp_path / "corpus.jsonl", 4)
-    monkeypatch.setattr(cache_mod, "_writable", lambda folder: False)
+    monkeypatch.setattr(cache_mod, "_writable", lambda folder: folder.name != CACHE_DIR_NAME)  # beside: no
     monkeypatch.setenv("E5KIT_CACHE", str(tmp_path / "user-cache"))
     res = search_corpus(corpus, ["x"], model=e5_tiny, k=1)
     assert res.index.folder.parent == tmp_path / "user-cache" / "search"
@@ -58,3 +58,19 @@ def test_fetch_records_and_bad_queries(tmp_path, e5_tiny):
         search_corpus(corpus, [], model=e5_tiny)
     with pytest.raises(FileNotFoundError):
         search_corpus(tmp_path / "missing.jsonl", ["x"], model=e5_tiny)
+
+
+def test_i13_31_failed_search_leaves_no_orphan_cache_folder(tmp_path, e5_tiny):
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"_id": "a", "text": "x"}\n{"_id": "b", "text": ""}\n')
+    with pytest.raises(ValueError, match="empty text"):
+        search_corpus(path, ["x"], model=e5_tiny, k=1)
+    assert not (tmp_path / CACHE_DIR_NAME).exists()
+    res = search_corpus(path, ["x"], model=e5_tiny, k=5, skip_empty=True)  # item 17: the advice works here too
+    assert [h.id for h in res.hits[0]] == ["a"]
+
+
+def test_i13_17_skip_empty_is_part_of_the_cache_key(tmp_path, e5_tiny):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", 5)
+    assert cache_key(e5_tiny, [corpus], normalize=True, fields=BEIR_FIELDS) != cache_key(
+        e5_tiny, [corpus], normalize=True, fields=BEIR_FIELDS, skip_empty=True)

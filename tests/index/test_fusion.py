@@ -104,3 +104,23 @@ def test_hybrid_needs_bm25_and_same_model(tmp_path, e5_tiny, bert_tiny, hybrid_i
     with pytest.raises(FileNotFoundError, match="gone"):
         build_bm25(DenseIndex.open(tmp_path / "ix"))
     assert np.isfinite(len(hybrid_index))
+
+
+def test_i13_09_hybrid_query_without_known_terms_is_dense_only(hybrid_index, e5_tiny):
+    searcher = HybridSearcher.open(hybrid_index, e5_tiny)
+    res = searcher.search(["zzzz qqqq"] * 3, 5, method=["bm25", "rrf", "weighted"], depth=20, show_progress=False)
+    assert res[0] == []  # BM25 alone: no hits, not three filler documents
+    dense_ids = [h.id for h in hybrid_index.search(e5_tiny, ["zzzz qqqq"], 5)[0]]
+    assert [h.id for h in res[1]] == dense_ids and [h.id for h in res[2]] == dense_ids
+
+
+def test_bm25_index_is_not_replaced_without_overwrite(hybrid_index):
+    meta = hybrid_index.folder / "bm25" / "e5kit_bm25.json"
+    before = meta.read_text()
+    with pytest.raises(IndexFormatError, match="exists.*overwrite"):
+        build_bm25(hybrid_index, k1=1.2, show_progress=False)
+    assert meta.read_text() == before
+    with pytest.raises(ValueError, match="k1"):  # checked before the corpus is read
+        build_bm25(hybrid_index, k1=-1, overwrite=True, show_progress=False)
+    build_bm25(hybrid_index, k1=0.9, overwrite=True, show_progress=False)
+    assert not [p for p in hybrid_index.folder.iterdir() if p.name.startswith(".")]

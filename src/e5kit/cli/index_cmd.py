@@ -61,7 +61,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--no-checksums", action="store_true", help="skip re-reading every file's checksum")
     m.set_defaults(run=run_merge)
 
-    s = cmds.add_parser("search", help="search an index (exact, FAISS, BM25 or hybrid)")
+    s = cmds.add_parser(
+        "search",
+        help="search an index (exact, FAISS, BM25 or hybrid)",
+        description="Search an index. Every option is checked before the model loads. Shard checksums are "
+        "verified by `e5kit index check` (and here with --verify, which reads every byte); a plain search only "
+        "refuses impossible scores (not finite, or above 1 for unit vectors), which catches most but not all "
+        "corruption.",
+    )
     s.add_argument("index", help="index folder")
     add_query_args(s)
     s.add_argument(
@@ -81,6 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--nprobe", type=int, default=None, help="IVF lists probed (ivfpq)")
     s.add_argument("--refine", type=int, default=None, help="candidates re-scored exactly, x k (ivfpq)")
     s.add_argument("--ef-search", type=int, default=None, help="HNSW search breadth")
+    s.add_argument("--verify", action="store_true",
+                   help="verify every shard file's checksum first (else only `index check` does)")
     add_model_args(s)
     s.set_defaults(run=run_search)
 
@@ -104,12 +113,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--M", type=int, default=None, help="hnsw: links per node (32)")
     a.add_argument("--ef-construction", type=int, default=None, help="hnsw: build breadth (100)")
     a.add_argument("--ef-search", type=int, default=None, help="hnsw: default search breadth (128)")
+    a.add_argument("--overwrite", action="store_true", help="replace an existing index of this kind")
     a.set_defaults(run=run_ann)
 
     m25 = cmds.add_parser("bm25", help="build a BM25 index over the index's corpus (for bm25/hybrid search)")
     m25.add_argument("index", help="index folder")
     m25.add_argument("--k1", type=float, default=0.9)
     m25.add_argument("--b", type=float, default=0.4)
+    m25.add_argument("--overwrite", action="store_true", help="replace an existing BM25 index")
     m25.set_defaults(run=run_bm25)
 
 
@@ -141,13 +152,14 @@ def run_merge(args: argparse.Namespace) -> int:
 
 def run_search(args: argparse.Namespace) -> int:
     from e5kit.cli.render import print_results
-    from e5kit.index.search import SearchOptions, index_model, search
+    from e5kit.index.search import SearchOptions, index_model, prepare, search
     from e5kit.index.store import DenseIndex
 
-    qids, queries = read_queries(args)
-    index = DenseIndex.open(args.index)  # before the model loads: a wrong folder fails at once
     options = SearchOptions(alpha=args.alpha, vectors=args.vectors, ann=args.ann, nprobe=args.nprobe,
                             refine=args.refine, ef_search=args.ef_search, show_progress=progress_flag(args))
+    qids, queries = read_queries(args)
+    # every check before the model loads: folder, files, options (the checksums too with --verify)
+    index = prepare(DenseIndex.open(args.index, verify=args.verify), k=args.k, method=args.method, options=options)
     model = index_model(args.index, model=args.model, **model_kwargs(args))
     hits = search(index, queries, k=args.k, method=args.method, model=model, options=options)
     print_results(qids, queries, hits, as_json=args.json)
@@ -165,11 +177,12 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_ann(args: argparse.Namespace) -> int:
-    from e5kit.index.ann import build_ann
+    from e5kit.index.ann import build_ann, check_params
     from e5kit.index.store import DenseIndex
 
     given = {name: getattr(args, name) for name in ANN_OPTIONS if getattr(args, name) is not None}
-    ann = build_ann(DenseIndex.open(args.index), args.kind, **given)
+    check_params(args.kind, given)  # ranges first; those that depend on the data when the index is open
+    ann = build_ann(DenseIndex.open(args.index), args.kind, overwrite=args.overwrite, **given)
     log.info("%s index built in %.1fs with %s", args.kind, ann.build_seconds, json.dumps(ann.params))
     return 0
 
@@ -178,6 +191,6 @@ def run_bm25(args: argparse.Namespace) -> int:
     from e5kit.index.hybrid import build_bm25
     from e5kit.index.store import DenseIndex
 
-    index = build_bm25(DenseIndex.open(args.index), k1=args.k1, b=args.b)
+    index = build_bm25(DenseIndex.open(args.index), k1=args.k1, b=args.b, overwrite=args.overwrite)
     log.info("BM25 index over %d documents written to %s/bm25", len(index.ids), args.index)
     return 0

@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text-field", default="text", help="document text field (default: text)")
     p.add_argument("--title-field", default="title", help="title field joined before the text ('' for none)")
     p.add_argument("--id-field", default="_id", help="document id field (default: _id, then id)")
+    p.add_argument("--skip-empty", action="store_true", help="leave out records with empty text (else an error)")
     add_model_args(p)
     p.set_defaults(run=run)
 
@@ -34,14 +35,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from e5kit.index.cache import search_corpus
+    from e5kit.index.cache import check_corpus, search_corpus
     from e5kit.io.records import CorpusFields
 
     require_inputs(args.corpus)  # before the model load, as read_queries checks the queries
     qids, queries = read_queries(args)
+    check_corpus(args.corpus, args.cache_dir)  # before the model loads
     fields = CorpusFields(id=args.id_field, title=args.title_field or None, text=args.text_field)
     result = search_corpus(args.corpus, queries, model=load_model(args), k=args.k, cache_dir=args.cache_dir,
-                           normalize=not args.no_normalize, fields=fields, show_progress=progress_flag(args))
+                           normalize=not args.no_normalize, fields=fields, skip_empty=args.skip_empty,
+                           show_progress=progress_flag(args))
     logging.getLogger("e5kit").info("%s", result.summary())
     print_results(qids, queries, result.hits, as_json=args.json, texts=result.hit_texts())
     return 0

@@ -12,6 +12,7 @@ completeness (every shard, contiguous ranges, checksums, unique ids) and marks t
 from __future__ import annotations
 
 import bisect
+import hashlib
 import logging
 import os
 import queue
@@ -37,6 +38,7 @@ from e5kit.index.layout import (
     IndexLayout,
     IndexSettings,
     ShardMeta,
+    read_json,
 )
 from e5kit.index.merge import merge_index
 from e5kit.io.atomic import atomic_write_json
@@ -109,7 +111,9 @@ def parse_shard_spec(spec: str | tuple[int, int] | None) -> tuple[int, int]:
     return i, n
 
 
-def _index_settings(model: Any, existing: IndexSettings | None, b: BuildSettings) -> IndexSettings:
+def _layout_settings(existing: IndexSettings | None, b: BuildSettings) -> dict[str, Any]:
+    """The settings that do not come from the model, checked (before any model loads); None takes the
+    existing index's value, else the default."""
     def pick(value: Any, name: str, default: Any) -> Any:
         if value is not None:
             return value
@@ -118,6 +122,8 @@ def _index_settings(model: Any, existing: IndexSettings | None, b: BuildSettings
     dtype = pick(b.dtype, "dtype", "float32")
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if b.quantize is not None and (isinstance(b.quantize, str) or not isinstance(b.quantize, Sequence)):
+        raise ValueError(f"quantize must be a list of {', '.join(QUANTIZED)}, got {b.quantize!r}")
     quant = tuple(sorted(set(pick(None if b.quantize is None else tuple(b.quantize), "quantize", ()))))
     for q in quant:
         if q not in QUANTIZED:
@@ -130,6 +136,11 @@ def _index_settings(model: Any, existing: IndexSettings | None, b: BuildSettings
         raise ValueError("int8 quantization assumes unit vectors; do not combine it with normalize=False")
     flds = b.fields.as_dict() if b.fields is not None else (
         dict(existing.fields) if existing else CorpusFields().as_dict())
+    return {"normalize": norm, "dtype": dtype, "quantize": quant, "shard_size": size, "fields": flds,
+            "skip_empty": bool(pick(b.skip_empty, "skip_empty", False))}
+
+
+def _index_settings(model: Any, layout_settings: dict[str, Any]) -> IndexSettings:
     return IndexSettings(
         model=str(model.name),
         model_fingerprint=model.fingerprint,
@@ -140,13 +151,49 @@ def _index_settings(model: Any, existing: IndexSettings | None, b: BuildSettings
         precision=model.precision,
         dim=int(model.dim),
         max_seq_length=int(model.max_seq_length),
-        normalize=norm,
-        dtype=dtype,
-        quantize=quant,
-        shard_size=size,
-        fields=flds,
-        skip_empty=bool(pick(b.skip_empty, "skip_empty", False)),
+        **layout_settings,
     )
+
+
+def check_output(layout: IndexLayout) -> None:
+    """Refuse, before any work, an output e5kit cannot or must not write: a file, a folder that cannot be
+    made or written, or a non-empty folder that holds no index (never written into without asking)."""
+    folder = layout.folder
+    if folder.exists() or folder.is_symlink():
+        if not folder.is_dir():
+            raise IndexFormatError(f"{folder} is not a folder (a file is there); choose another output folder")
+        if not layout.exists() and any(folder.iterdir()):
+            raise IndexFormatError(f"{folder} is not empty and holds no e5kit index (no manifest.json); choose an "
+                                   "empty or new folder: e5kit does not write into other files' folders")
+        where = folder
+    else:
+        where = next(p for p in folder.absolute().parents if p.exists())
+        if not where.is_dir():
+            raise IndexFormatError(f"{where} is not a folder, so {folder} cannot be made; choose another output")
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise IndexFormatError(f"{where} is not writable, so the index {folder} cannot be written there")
+
+
+def check_slices(layout: IndexLayout, worker: tuple[int, int]) -> None:
+    """Refuse, before encoding, to add a slice of a split into n workers beside reports of another split:
+    merge could never finish. The message names the files to delete when the other run was a mistake."""
+    i, n = worker
+    if not layout.slice_dir.is_dir():
+        return
+    others: dict[int, list[Path]] = {}
+    for path in sorted(layout.slice_dir.glob("*-of-*.json")):
+        split = read_json(path, "slice report").get("slice", [None, None])[1]
+        if split != n:
+            others.setdefault(split, []).append(path)
+    if others:
+        m, paths = next(iter(others.items()))
+        specs = ", ".join(f"{p.name.split('-')[0]}/{m}" for p in paths)
+        raise IndexFormatError(
+            f"{layout.folder} holds {len(paths)} report(s) of a build split into {m} workers (--shard "
+            f"{specs}), this run is --shard {i}/{n}; every "
+            f"worker of one build must use the same N. If the earlier run was a mistake, delete "
+            f"{', '.join(str(p) for p in paths)} (slices/{paths[0].name}; the shards it wrote are reused) and "
+            f"rerun; else run this worker as --shard I/{m}")
 
 
 @dataclass
@@ -255,9 +302,35 @@ def _load_model(model: Any, existing: IndexSettings | None, precision: str | Non
     )
 
 
-def _base_metas(layout: IndexLayout, manifest: dict[str, Any] | None) -> list[ShardMeta]:
+def _base_metas(layout: IndexLayout, manifest: dict[str, Any] | None) -> tuple[list[ShardMeta], set[int]]:
+    """The finished index's shards, and which of them are missing (deleted after `index check` found them
+    corrupt): a missing shard's place comes from the manifest (or, in an index made before it recorded
+    them, from its neighbours) and the build rewrites it."""
     complete = (manifest or {}).get("complete")
-    return layout.complete_shard_metas(int(complete["shards"])) if complete else []
+    if not complete:
+        return [], set()
+    count = int(complete["shards"])
+    metas: list[ShardMeta | None] = [layout.read_shard_meta(j) for j in range(count)]
+    missing = {j for j, m in enumerate(metas) if m is None}
+    sizes, hashes = complete.get("shard_counts"), complete.get("shard_sha256") or [""] * count
+    if missing and sizes is None:  # an older manifest: one missing shard between known neighbours is fixed
+        if any(j + 1 in missing for j in missing):
+            raise IndexFormatError(
+                f"{layout.folder}: shards {sorted(missing)} are missing, and neighbouring missing shards of an "
+                "index made by an older e5kit cannot be placed; build a new index")
+        sizes = [
+            m.count if m is not None
+            else (metas[j + 1].start if j + 1 < count else int(complete["docs"]))  # type: ignore[union-attr]
+            - (metas[j - 1].start + metas[j - 1].count if j else 0)  # type: ignore[union-attr]
+            for j, m in enumerate(metas)
+        ]
+    out, start = [], 0
+    for j, m in enumerate(metas):
+        out.append(m if m is not None else ShardMeta(j, start, int(sizes[j]), "", hashes[j], {}))
+        start = out[-1].start + out[-1].count
+    if missing:
+        log.warning("shards %s of the finished index are missing; rewriting them", sorted(missing))
+    return out, missing
 
 
 class _Build:
@@ -267,9 +340,11 @@ class _Build:
                  files: list[Path], worker: tuple[int, int]) -> None:
         self.layout, self.manifest, self.settings, self.files = layout, manifest, settings, files
         self.i, self.n = worker
-        self.plan = _Plan(_base_metas(layout, manifest), settings.shard_size)
+        base, self.missing = _base_metas(layout, manifest)
+        self.plan = _Plan(base, settings.shard_size)
         self.report = BuildReport(layout.folder)
         self.shard_hashes: list[str] = []
+        self.claimed = False
 
     def todo(self) -> Iterator[_Group]:
         """Groups this worker must encode; checks the base and finished shards on the way."""
@@ -281,12 +356,13 @@ class _Build:
             self.shard_hashes.append(digest)
             report.docs += len(group.records)
             report.shards += 1
-            if group.index < len(plan.base):
-                if plan.base[group.index].content_sha256 != digest:
-                    raise IndexFormatError(
-                        f"the corpus differs from the finished index in shard {group.index} "
-                        f"(documents {group.start}..{group.start + len(group.records) - 1}); "
-                        "documents were edited or reordered: build a new index")
+            base = plan.base[group.index] if group.index < len(plan.base) else None
+            if base is not None and base.content_sha256 not in ("", digest):
+                raise IndexFormatError(
+                    f"the corpus differs from the finished index in shard {group.index} "
+                    f"(documents {group.start}..{group.start + len(group.records) - 1}); "
+                    "documents were edited or reordered: build a new index")
+            if base is not None and group.index not in self.missing:
                 report.skipped_shards += 1
             elif group.index % self.n == self.i:
                 if self._finished(group, digest):
@@ -298,6 +374,24 @@ class _Build:
                                    f"{plan.base_docs}; documents were removed: build a new index")
         if report.docs == 0:
             raise InputFormatError(f"the corpus {', '.join(map(str, self.files))} has no documents")
+        complete = self.manifest.get("complete")
+        if self.missing and complete and hashlib.sha256("".join(self.shard_hashes[:len(plan.base)]).encode()
+                                                        ).hexdigest() != complete["corpus_fingerprint"]:
+            raise IndexFormatError("the corpus differs from the finished index (its fingerprint changed); "
+                                   "documents were edited or reordered: build a new index")
+
+    def claim(self) -> None:
+        """Make the folder and write the manifest, just before this build's first file: a build that fails
+        earlier leaves nothing behind. A manifest another worker wrote meanwhile must have our settings."""
+        if self.claimed:
+            return
+        if self.layout.exists():
+            theirs = IndexSettings.from_json(self.layout.read_manifest()["settings"])
+            if theirs.key() != self.settings.key():
+                raise IndexFormatError(f"{self.layout.folder} was started meanwhile with other settings: "
+                                       + "; ".join(theirs.differences(self.settings)))
+        self.layout.write_manifest(self.manifest)
+        self.claimed = True
 
     def _finished(self, group: _Group, digest: str) -> bool:
         meta = self.layout.read_shard_meta(group.index)
@@ -324,6 +418,7 @@ class _Build:
                 self.report.encode_seconds += time.perf_counter() - t0
                 if pending is not None:
                     pending.result()
+                self.claim()
                 pending = writer.submit(self.layout.write_shard, group.index, group.start,
                                         [r.id for r in group.records], vectors, self.settings,
                                         self.shard_hashes[group.index])
@@ -337,6 +432,7 @@ class _Build:
             bar.close()
 
     def write_slice_report(self) -> None:
+        self.claim()
         self.layout.slice_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.layout.slice_dir / f"{self.i}-of-{self.n}.json", {
             "slice": [self.i, self.n], "docs": self.report.docs, "shards": self.report.shards,
@@ -364,19 +460,21 @@ def build_index(corpus: Any, folder: str | os.PathLike[str], *, model: Any = Non
     b = with_options(BuildSettings, settings, options)
     started = time.perf_counter()
     layout = IndexLayout(folder)
+    check_output(layout)  # everything that can be refused is refused before the model loads
     manifest = layout.read_manifest() if layout.exists() else None
     existing = IndexSettings.from_json(manifest["settings"]) if manifest else None
-    worker = parse_shard_spec(b.shard)  # argument errors before the model loads
+    worker = parse_shard_spec(b.shard)
+    chosen = _layout_settings(existing, b)
+    check_slices(layout, worker)
     files = resolve_corpus(corpus)
     m = _load_model(model, existing, b.precision, b.max_seq_length)
-    settings_now = _index_settings(m, existing, b)
+    settings_now = _index_settings(m, chosen)
     if existing is not None and existing.key() != settings_now.key():
         raise IndexFormatError(f"{layout.folder} was built with other settings; never mixing embeddings: "
                                + "; ".join(existing.differences(settings_now)))
     manifest = manifest or {"format": FORMAT, "settings": settings_now.to_json(), "complete": None}
     manifest["sources"] = [str(p.resolve()) for p in files]
-    layout.write_manifest(manifest)
-    build = _Build(layout, manifest, settings_now, files, worker)
+    build = _Build(layout, manifest, settings_now, files, worker)  # writes nothing until its first shard
     build.encode(m, b.show_progress)
     if build.report.skipped_empty:
         log.warning("left out %d records with empty text (first: %s)", len(build.report.skipped_empty),

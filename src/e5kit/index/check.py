@@ -83,9 +83,12 @@ def check_index(
 
     With `verify`, every shard file's checksum is checked first (raises on a corrupt file).
     """
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:  # before the (long) verification
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    if queries is None and (not isinstance(sample, int) or isinstance(sample, bool) or sample < 1):
+        raise ValueError(f"sample must be a positive int, got {sample!r}")
     if verify:
-        for meta in dense.metas:
-            dense.layout.verify_shard(meta, dense.settings, checksums=True)
+        dense.verify()
     q = (
         sample_queries(dense, sample, seed=seed)
         if queries is None

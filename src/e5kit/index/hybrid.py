@@ -17,7 +17,7 @@ import numpy as np
 
 from e5kit.index.corpus import CorpusFields, iter_corpus
 from e5kit.index.fusion import rrf, weighted
-from e5kit.index.layout import IndexFormatError
+from e5kit.index.layout import IndexFormatError, read_json
 from e5kit.index.store import DenseIndex
 
 log = logging.getLogger("e5kit")
@@ -28,12 +28,22 @@ def bm25_folder(dense: DenseIndex) -> Path:
     return dense.folder / "bm25"
 
 
-def build_bm25(
-    dense: DenseIndex, *, k1: float = 0.9, b: float = 0.4, show_progress: bool | None = None
-) -> Any:
-    """Build and save a BM25 index over the dense index's corpus (same ids, same order)."""
-    from e5kit.index.bm25 import BM25Index
+def build_bm25(dense: DenseIndex, *, k1: float = 0.9, b: float = 0.4, overwrite: bool = False,
+               show_progress: bool | None = None) -> Any:
+    """Build and save a BM25 index over the dense index's corpus (same ids, same order).
 
+    Parameters are checked before the corpus is read; a BM25 index that still matches the dense index
+    is replaced only with `overwrite` (one made before the index grew is replaced)."""
+    from e5kit.index.bm25 import META_FILE, BM25Index, check_params
+
+    k1, b = check_params(k1, b)
+    meta_path = bm25_folder(dense) / META_FILE
+    if not overwrite and meta_path.is_file():
+        meta = read_json(meta_path, "BM25 metadata")
+        if meta.get("docs") == len(dense):
+            raise IndexFormatError(
+                f"{bm25_folder(dense)} exists (k1={meta.get('k1')}, b={meta.get('b')}); pass --overwrite "
+                "(overwrite=True) to replace it")
     sources = [Path(p) for p in dense.manifest["complete"]["sources"]]
     missing = [str(p) for p in sources if not p.is_file()]
     if missing:

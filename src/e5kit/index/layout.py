@@ -84,9 +84,40 @@ class IndexSettings:
         return cls(**data)
 
     def differences(self, other: IndexSettings) -> list[str]:
-        """'name: ours != theirs' for each setting that differs (the model name excepted)."""
+        """For each setting that differs (the model name excepted): 'name: the index has X, this run Y; pass ...'.
+
+        Other weights make every setting that follows from the model differ; then only the weights are named."""
         a, b = self.to_json(), other.to_json()
-        return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if k != "model" and a[k] != b[k]]
+        names = [k for k in a if k != "model" and a[k] != b[k]]
+        if "model_fingerprint" in names:
+            return [f"model: the index was built by {self.model!r} (weights {self.model_fingerprint[:12]}), this run "
+                    f"uses {other.model!r} ({other.model_fingerprint[:12]}); leave --model out to use the index's"]
+        return [f"{k}: the index has {a[k]!r}, this run {b[k]!r}; {how_to_set(k, a[k])}" for k in names]
+
+
+def how_to_set(name: str, value: Any) -> str:
+    """How a user asks for `value` of setting `name`: the command-line flag and the Python keyword."""
+    if name == "normalize":
+        cli = "leave --no-normalize out" if value else "pass --no-normalize"
+    elif name == "skip_empty":
+        cli = "pass --skip-empty" if value else "leave --skip-empty out"
+    elif name == "quantize":
+        cli = ("pass " + " ".join(f"--quantize {q}" for q in value)) if value else "leave --quantize out"
+    elif name == "fields":
+        cli = "pass " + " ".join(f"--{k}-field {v or repr('')}" for k, v in dict(value).items())
+    elif name in ("query_prefix", "passage_prefix", "prompts"):
+        return f"load the model with the index's prompts (Python: E5(..., prompts={{...}}), {name} {value!r})"
+    elif name in SETTING_FLAGS:
+        cli = f"pass {SETTING_FLAGS[name]} {value}"
+    else:
+        return f"the index needs {name}={value!r}"
+    keyword = "max_seq_length" if name == "max_seq_length" else name
+    return f"{cli} ({keyword}={value!r} in Python)"
+
+
+# The command-line flag of each build setting that a plain value sets.
+SETTING_FLAGS = {"max_seq_length": "--max-length", "precision": "--precision", "dtype": "--dtype",
+                 "shard_size": "--shard-size"}
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -225,6 +256,11 @@ class IndexLayout:
         atomic_write_json(self.shard_file(index, "meta"), meta.to_json())
         return meta
 
+    def rewrite_hint(self, index: int) -> str:
+        """What to do about a bad shard: the build rewrites any shard whose files are gone."""
+        return (f"delete {self.shard_dir / f'{index:05d}'}.* (all of shard {index}'s files) and rerun "
+                "`e5kit index build` over the same corpus to rewrite it")
+
     def shard_paths(self, meta: ShardMeta, dtype: str) -> dict[str, Path]:
         return {kind: self.shard_file(meta.index, kind, dtype) for kind in meta.files}
 
@@ -234,15 +270,14 @@ class IndexLayout:
         if meta.settings_key != settings.key():
             raise IndexFormatError(
                 f"{where} was written with other settings or another model (a foreign shard); "
-                "remove it or build into a fresh folder"
+                f"{self.rewrite_hint(meta.index)}, or build into a fresh folder"
             )
         for kind, path in self.shard_paths(meta, settings.dtype).items():
             if not path.is_file():
-                raise IndexFormatError(f"{where}: file {path.name} is missing")
+                raise IndexFormatError(f"{where}: file {path.name} is missing; {self.rewrite_hint(meta.index)}")
             if checksums and file_sha256(path) != meta.files[kind]:
                 raise IndexFormatError(
-                    f"{where}: file {path.name} is corrupt (checksum mismatch); delete the "
-                    "shard's files and rerun the build to rewrite it"
+                    f"{where}: file {path.name} is corrupt (checksum mismatch); {self.rewrite_hint(meta.index)}"
                 )
             if kind != "ids":
                 self.load_array(meta, kind, settings)
@@ -253,12 +288,12 @@ class IndexLayout:
         try:
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
-            raise IndexFormatError(f"{path}: corrupt shard file ({exc})") from exc
+            raise IndexFormatError(f"{path}: corrupt shard file ({exc}); {self.rewrite_hint(meta.index)}") from exc
         width = settings.dim if kind in ("vectors", "int8") else (settings.dim + 7) // 8
         if arr.ndim != 2 or arr.shape != (meta.count, width):
             raise IndexFormatError(
                 f"{path}: shape {arr.shape} does not match the shard's metadata "
-                f"({meta.count}, {width}); the shard is corrupt or foreign"
+                f"({meta.count}, {width}); the shard is corrupt or foreign: {self.rewrite_hint(meta.index)}"
             )
         return arr
 

@@ -52,10 +52,16 @@ def merge_index(folder: str | os.PathLike[str], *, checksums: bool = True) -> di
     n = first["slice"][1]
     have = {r["slice"][0] for _, r in reports if r["slice"][1] == n}
     for path, r in reports:
-        if r["slice"][1] != n or (r["shards"], r["shard_sha256"]) != (first["shards"], first["shard_sha256"]):
+        if r["slice"][1] != n:
             raise IndexFormatError(
-                f"{path}: this slice saw another corpus or split than {reports[0][0].name}; "
-                "rerun every slice over the same corpus"
+                f"{path}: a report of a split into {r['slice'][1]} workers beside {reports[0][0].name} of a split "
+                f"into {n}; every worker of one build must use the same N. Delete the reports of the split you do "
+                f"not want (e.g. {path}; the shards are kept and reused), then rerun that split's workers"
+            )
+        if (r["shards"], r["shard_sha256"]) != (first["shards"], first["shard_sha256"]):
+            raise IndexFormatError(
+                f"{path}: this slice saw another corpus than {reports[0][0].name}; rerun every slice over the same "
+                f"corpus (delete {path} if it came from a mistaken run)"
             )
     missing_slices = sorted(set(range(n)) - have)
     metas: list[ShardMeta] = []
@@ -87,6 +93,8 @@ def merge_index(folder: str | os.PathLike[str], *, checksums: bool = True) -> di
         "shards": len(metas),
         "corpus_fingerprint": digest,
         "sources": first["sources"],
+        "shard_counts": [m.count for m in metas],  # so a deleted shard can be rebuilt in its place
+        "shard_sha256": first["shard_sha256"],
     }
     layout.write_manifest(manifest)
     for path, _ in reports:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from e5kit.index.layout import IndexLayout, IndexSettings
+from e5kit.index.layout import IndexFormatError, IndexLayout, IndexSettings
 from e5kit.index.store import DenseIndex
 
 METHODS = ("dense", "bm25", "rrf", "weighted")
@@ -22,7 +22,8 @@ METHODS = ("dense", "bm25", "rrf", "weighted")
 
 @dataclass(frozen=True)
 class SearchOptions:
-    """How to search besides method and k: hybrid weight, which vectors, a FAISS index and its knobs."""
+    """How to search besides method and k: hybrid weight, which vectors, a FAISS index and its knobs.
+    Values are checked when the options are made, so a bad one fails before any model loads."""
 
     alpha: float = 0.5  # hybrid weight of dense vs BM25 ("weighted")
     vectors: str = "float"  # exact search over "float", "int8" or "binary" vectors
@@ -31,6 +32,24 @@ class SearchOptions:
     refine: int | None = None
     ef_search: int | None = None
     show_progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        from e5kit.index.ann import ANN_KINDS, check_params
+        from e5kit.index.store import VECTOR_KINDS
+
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= 1:
+            raise ValueError(f"alpha must be a number in [0, 1], got {self.alpha!r}")
+        if self.vectors not in VECTOR_KINDS:
+            raise ValueError(f"vectors {self.vectors!r} is not one of {', '.join(VECTOR_KINDS)}")
+        if self.ann is not None and self.ann not in ANN_KINDS:
+            raise ValueError(f"ann {self.ann!r} is not one of {', '.join(ANN_KINDS)}")
+        if self.ann and self.vectors != "float":
+            raise ValueError("a FAISS index (--ann) has its own vectors; drop --vectors or --ann")
+        for name, value in self.ann_overrides().items():
+            owner = "hnsw" if name == "ef_search" else "ivfpq"
+            if self.ann != owner:
+                raise ValueError(f"--{name.replace('_', '-')} applies to --ann {owner} only")
+            check_params(owner, {name: value})
 
     def ann_overrides(self) -> dict[str, int]:
         return {k: v for k, v in (("nprobe", self.nprobe), ("refine", self.refine), ("ef_search", self.ef_search))
@@ -52,9 +71,10 @@ def index_model(folder: str | os.PathLike[str], *, model: str | None = None, **e
     return E5(s.model, **e5_kwargs)
 
 
-def search(index: DenseIndex | str | os.PathLike[str], queries: Sequence[str], *, k: int = 10,
-           method: str = "dense", model: Any = None, options: SearchOptions | None = None) -> list[list[Any]]:
-    """Ranked hits (rank, score, id, row) per query. `model` defaults to the index's own; another is refused."""
+def prepare(index: DenseIndex | str | os.PathLike[str], *, k: int = 10, method: str = "dense",
+            options: SearchOptions | None = None) -> DenseIndex:
+    """Open the index and check that the search asked for can run (the quantized copy, FAISS or BM25 index
+    it needs exists and is current, parameters in range), before any model loads or query is encoded."""
     if method not in METHODS:
         raise ValueError(f"method {method!r} is not one of {', '.join(METHODS)}")
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
@@ -63,6 +83,28 @@ def search(index: DenseIndex | str | os.PathLike[str], queries: Sequence[str], *
     if o.ann and method != "dense":
         raise ValueError("a FAISS index searches the dense vectors only; drop ann or use method 'dense'")
     dense = index if isinstance(index, DenseIndex) else DenseIndex.open(index)
+    if o.vectors != "float" and o.vectors not in dense.settings.quantize:
+        next(dense.blocks(o.vectors))  # raises, naming the copies there are
+    if o.ann:
+        from e5kit.index.ann import AnnIndex, search_params
+
+        meta = AnnIndex.saved_meta(dense, o.ann)
+        if meta is None or not AnnIndex.is_current(dense, meta):
+            AnnIndex.load(dense, o.ann)  # raises: none, or stale
+        search_params(o.ann, meta["params"], o.ann_overrides())
+    if method != "dense":
+        from e5kit.index.hybrid import bm25_folder
+
+        if not bm25_folder(dense).is_dir():
+            raise IndexFormatError(f"{dense.folder} has no BM25 index; make one with `e5kit index bm25 {dense.folder}`")
+    return dense
+
+
+def search(index: DenseIndex | str | os.PathLike[str], queries: Sequence[str], *, k: int = 10,
+           method: str = "dense", model: Any = None, options: SearchOptions | None = None) -> list[list[Any]]:
+    """Ranked hits (rank, score, id, row) per query. `model` defaults to the index's own; another is refused."""
+    o = options or SearchOptions()
+    dense = prepare(index, k=k, method=method, options=o)
     model = model or index_model(dense.folder)
     if method != "dense":
         from e5kit.index.hybrid import HybridSearcher

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from e5kit.index.exact import DEFAULT_BLOCK, topk_blocks
-from e5kit.index.layout import IndexFormatError, IndexLayout, IndexSettings, ShardMeta, dequantize
+from e5kit.index.layout import IndexFormatError, IndexLayout, IndexSettings, ShardMeta, dequantize, how_to_set
 
 VECTOR_KINDS = ("float", "int8", "binary")
+SCORE_SLACK = 1e-2  # float16 storage and rounding keep a unit vector's |cosine| well within 1 + this
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,9 @@ class DenseIndex:
         self._ids: dict[int, list[str]] = {}
 
     @classmethod
-    def open(cls, folder: str | os.PathLike[str]) -> DenseIndex:
+    def open(cls, folder: str | os.PathLike[str], *, verify: bool = False) -> DenseIndex:
+        """Open a complete index. Its shapes are always checked; with `verify` every file's sha256 too (it reads
+        every byte: docs/bench-index.md measures the cost; `e5kit index check` always verifies)."""
         layout = IndexLayout(folder)
         manifest = layout.read_manifest()
         complete = manifest.get("complete")
@@ -53,7 +56,15 @@ class DenseIndex:
                 "or run `e5kit index merge` after every slice"
             )
         settings = IndexSettings.from_json(manifest["settings"])
-        return cls(layout, manifest, layout.complete_shard_metas(int(complete["shards"]), settings))
+        dense = cls(layout, manifest, layout.complete_shard_metas(int(complete["shards"]), settings))
+        if verify:
+            dense.verify()
+        return dense
+
+    def verify(self) -> None:
+        """Check every shard file's sha256 against its metadata (reads every byte); raises on the first bad one."""
+        for meta in self.metas:
+            self.layout.verify_shard(meta, self.settings, checksums=True)
 
     def __len__(self) -> int:
         return int(self.manifest["complete"]["docs"])
@@ -67,19 +78,46 @@ class DenseIndex:
         return self.layout.folder
 
     def check_model(self, model: Any) -> None:
-        """Raise unless `model` has the exact weights and settings that made this index."""
+        """Raise unless `model` has the exact weights and settings that made this index; the message lists
+        only what differs and how to pass the index's value."""
         s = self.settings
         if model.fingerprint != s.model_fingerprint:
             raise IndexFormatError(
                 f"model {model.name!r} is not the model that built {self.folder} ({s.model!r}; weights "
-                f"fingerprint {model.fingerprint[:12]} != {s.model_fingerprint[:12]}); use that model"
+                f"fingerprint {model.fingerprint[:12]} != {s.model_fingerprint[:12]}); use that model "
+                "(leave --model out to load it)"
             )
-        if model.max_seq_length != s.max_seq_length or model.policy.prefix_for("query") != s.query_prefix:
-            raise IndexFormatError(
-                f"model settings differ from the index's (max_seq_length {model.max_seq_length} vs "
-                f"{s.max_seq_length}, query prefix {model.policy.prefix_for('query')!r} vs "
-                f"{s.query_prefix!r})"
-            )
+        diffs = []
+        if model.max_seq_length != s.max_seq_length:
+            diffs.append(f"max_seq_length: the model has {model.max_seq_length}, the index {s.max_seq_length}; "
+                         f"{how_to_set('max_seq_length', s.max_seq_length)}, or leave it out")
+        if model.policy.prefix_for("query") != s.query_prefix:
+            diffs.append(f"query prefix: the model adds {model.policy.prefix_for('query')!r}, the index expects "
+                         f"{s.query_prefix!r}; {how_to_set('query_prefix', s.query_prefix)}")
+        if diffs:
+            raise IndexFormatError(f"model settings differ from {self.folder}'s: " + "; ".join(diffs))
+
+    def check_scores(self, queries: np.ndarray, scores: np.ndarray, rows: np.ndarray, *, vectors: str = "float",
+                     ann: str | None = None) -> None:
+        """Raise IndexFormatError for a score no sound index can give: not finite, or, for unit vectors, above
+        the query's norm. Cheap (top-k only); it catches a flipped exponent bit, not every corruption: only
+        checksums (`e5kit index check`, `DenseIndex.open(verify=True)`) see all."""
+        s, r = np.asarray(scores, dtype=np.float64), np.asarray(rows)
+        bad = (r >= 0) & ~np.isfinite(s)
+        if self.settings.normalize and vectors == "float":
+            bound = np.linalg.norm(np.atleast_2d(queries), axis=1, keepdims=True) * (1 + SCORE_SLACK)
+            bad |= (r >= 0) & np.isfinite(s) & (np.abs(s) > bound)
+        if not bad.any():
+            return
+        qi, ci = (int(x[0]) for x in np.nonzero(bad))
+        row = int(r[qi, ci])
+        j = bisect.bisect_right(self.starts, row) - 1
+        where = f"shard {j}" + (f" or the {ann} index file" if ann else "")
+        raise IndexFormatError(
+            f"{self.folder}: score {s[qi, ci]:.3g} for document row {row} in {where} is impossible "
+            f"({'not finite' if not np.isfinite(s[qi, ci]) else 'above 1 for unit vectors'}): the file is "
+            f"corrupt. `e5kit index check {self.folder}` verifies every file; {self.layout.rewrite_hint(j)}"
+        )
 
     def blocks(self, kind: str = "float", block_size: int = DEFAULT_BLOCK) -> Iterator[np.ndarray]:
         """The corpus vectors in order, as float32 blocks of at most `block_size` rows."""
@@ -118,7 +156,9 @@ class DenseIndex:
             raise ValueError(
                 f"query embeddings of shape {np.shape(queries)} do not match the index dim {self.dim}"
             )
-        return topk_blocks(q, self.blocks(vectors, block_size), k)
+        scores, rows = topk_blocks(q, self.blocks(vectors, block_size), k)
+        self.check_scores(q, scores, rows, vectors=vectors)
+        return scores, rows
 
     def ids_of(self, rows: Sequence[int]) -> list[str]:
         """Document ids of global rows."""
