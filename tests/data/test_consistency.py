@@ -147,3 +147,75 @@ def test_same_answer_without_faiss(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_faiss)
     f = ConsistencyFilter(TopicEncoder(), [p.passage for p in pairs], top_k=2, show_progress=False)
     assert f.keep_mask(pairs).tolist() == [True] * 40 + [False] * 10
+
+
+class OtherEncoder(TopicEncoder):
+    fingerprint = "another-model"
+
+
+def test_rerun_with_other_settings_is_refused_not_resumed(tmp_path):
+    """Issue 13 item 8: a rerun with another model or top-k silently 'resumed' under the new settings' name."""
+    from e5kit.errors import E5kitError
+
+    write(tmp_path / "raw", constructed_pairs())
+    run = dict(pool_size=100, chunk_size=16, show_progress=False)
+    assert consistency_filter(tmp_path / "raw", tmp_path / "out", model=TopicEncoder(), top_k=2, **run)["kept"] == 40
+    with pytest.raises(E5kitError, match=r"top_k: 2 != 1.*--no-resume"):
+        consistency_filter(tmp_path / "raw", tmp_path / "out", model=TopicEncoder(), top_k=1, **run)
+    with pytest.raises(E5kitError, match=r"model: 'TopicEncoder' != 'another-model'"):
+        consistency_filter(tmp_path / "raw", tmp_path / "out", model=OtherEncoder(), top_k=2, **run)
+    enc = OtherEncoder()
+    rep = consistency_filter(tmp_path / "raw", tmp_path / "out", model=enc, top_k=1, resume=False, **run)
+    assert enc.calls > 0 and rep["top_k"] == 1 and rep["input"] == 50  # everything redone with the new settings
+    infos = [json.loads(p.read_text())["info"]["settings"] for p in (tmp_path / "out").glob("*-kept.manifest.json")]
+    assert infos and all(i["top_k"] == 1 and i["model"] == "another-model" for i in infos)
+
+
+def test_no_resume_removes_kept_shards_of_other_settings(tmp_path):
+    import random
+
+    rng = random.Random(0)  # incompressible tails, so 1 KiB shards roll several times
+    pairs = [Pair(p.query, f"{p.passage} {rng.getrandbits(32768):x}", p.source) for p in constructed_pairs()]
+    write(tmp_path / "raw", pairs, shard_bytes=1024)
+    run = dict(pool_size=100, show_progress=False)
+    consistency_filter(tmp_path / "raw", tmp_path / "out", model=TopicEncoder(), top_k=2, **run)
+    n_shards = len(list((tmp_path / "raw").glob("pairs-*")))
+    # part 0 of 2 with other settings and --no-resume: part 1's kept shards of the old settings must not stay
+    rep = consistency_filter(tmp_path / "raw", tmp_path / "out", model=TopicEncoder(), top_k=3, part="0/2",
+                             resume=False, **run)
+    from e5kit.data.shards import iter_shard, list_shards
+
+    part0 = list_shards(tmp_path / "raw")[0::2]
+    assert n_shards > 2 and len(list((tmp_path / "out").glob("*-kept.manifest.json"))) == len(part0)
+    assert rep["top_k"] == 3 and rep["input"] == sum(1 for s in part0 for _ in iter_shard(s))
+
+
+def test_filter_counts_bad_records_instead_of_stopping(tmp_path):
+    """Issue 13 item 12: the consistency filter follows the one bad-record policy."""
+    from e5kit.errors import InputFormatError
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    lines = [json.dumps(p.to_dict()) for p in constructed_pairs()]
+    lines.insert(3, "{oops")
+    (raw / "pairs-00000.jsonl").write_text("\n".join(lines) + "\n")
+    run = dict(model=TopicEncoder(), pool_size=100, top_k=2, show_progress=False)
+    with pytest.raises(InputFormatError, match=r"1 of 51 pair records.* were malformed"):  # 2% > the default 1%
+        consistency_filter(raw, tmp_path / "out", **run)
+    rep = consistency_filter(raw, tmp_path / "out2", max_bad_fraction=0.05, **run)
+    assert rep["kept"] == 40 and rep["bad_records"] == {"seen": 51, "bad": 1}
+    logged = (tmp_path / "out2" / "pairs-00000-kept.bad_records.log").read_text()
+    assert logged.startswith(f"{raw / 'pairs-00000.jsonl'}:4\tmalformed JSON line")
+
+
+def test_faiss_loader_noise_is_silenced():
+    """Issue 13 item 26: 'Could not load library with AVX2 support' lines on `pairs filter`."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("faiss")
+    code = ("import logging, numpy as np; logging.basicConfig(level=logging.INFO); "
+            "from e5kit.data.consistency import _pool_index; _pool_index(np.eye(4, dtype=np.float32))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "faiss.loader" not in proc.stderr and "Could not load library" not in proc.stderr

@@ -114,7 +114,7 @@ def test_filter_rules_report_counts_every_reason(tmp_path):
     with PairWriter(tmp_path / "raw") as w:
         for p in pairs:
             w.write(p)
-    cfg = RuleConfig(eval_dirs=[str(eval_dir(tmp_path))], near_threshold=0.7, num_perm=128)
+    cfg = RuleConfig(eval_dirs=[str(eval_dir(tmp_path))], default_eval_sets=False, near_threshold=0.7, num_perm=128)
     rep = filter_rules(tmp_path / "raw", tmp_path / "clean", cfg, show_progress=False)
     steps = {s["filter"]: s for s in rep["steps"]}
     assert rep["input"] == 6 and rep["kept"] == 1
@@ -160,3 +160,49 @@ def test_filter_rules_mixes_input_folders_by_size(tmp_path):
         assert 26 <= window.count("big") <= 34
     queries = [p.query for p in iter_pairs(tmp_path / "out") if p.source == "small"]
     assert queries == [f"small query number {i}" for i in range(100)]  # each source keeps its own order
+
+
+def _one_text_eval_set(folder, text):
+    folder.mkdir()
+    (folder / "t.jsonl").write_text(json.dumps({"text": text}) + "\n")
+    return folder
+
+
+def test_eval_dir_adds_to_the_default_evaluation_sets(tmp_path, monkeypatch):
+    """Issue 13 item 15: --eval-dir replaced the default sets, silently dropping their decontamination."""
+    from e5kit.cli import main
+
+    monkeypatch.setenv("E5KIT_EVAL_DATA", str(_one_text_eval_set(tmp_path / "default", "the default set's text")))
+    mine = _one_text_eval_set(tmp_path / "mine", "my own evaluation text")
+    with PairWriter(tmp_path / "raw") as w:
+        for q in ("the default set's text", "my own evaluation text", "an ordinary query"):
+            w.write(P(q, "a passage long enough to be kept by the length filter"))
+    off = ["--no-english", "--no-near-dedup", "--no-progress"]
+    assert main(["pairs", "clean", str(tmp_path / "raw"), "-o", str(tmp_path / "c"), "--eval-dir", str(mine),
+                 *off]) == 0
+    assert [p.query for p in iter_pairs(tmp_path / "c")] == ["an ordinary query"]
+    assert main(["pairs", "clean", str(tmp_path / "raw"), "-o", str(tmp_path / "only"), "--eval-dir", str(mine),
+                 "--no-default-eval-sets", *off]) == 0
+    assert [p.query for p in iter_pairs(tmp_path / "only")] == ["the default set's text", "an ordinary query"]
+    with pytest.raises(Exception, match="no evaluation data"):
+        filter_rules(tmp_path / "raw", tmp_path / "none", RuleConfig(default_eval_sets=False), show_progress=False)
+
+
+def test_clean_counts_bad_records_instead_of_stopping_at_the_first(tmp_path):
+    """Issue 13 item 12: `pairs clean` stopped at the first bad record; now the one policy applies."""
+    from e5kit.errors import InputFormatError
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    lines = [json.dumps(P(f"query number {i}", f"passage number {i} with enough words").to_dict())
+             for i in range(198)]
+    lines[10:10] = ["{oops", json.dumps({"query": 3, "passage": "p", "source": "s"})]
+    (raw / "pairs-00000.jsonl").write_text("\n".join(lines) + "\n")
+    cfg = RuleConfig(english=False, exact_dedup=False, near_dedup=False, decontaminate=False)
+    rep = filter_rules(raw, tmp_path / "out", cfg, show_progress=False)
+    assert rep["kept"] == 198 and (rep["bad_records"]["seen"], rep["bad_records"]["bad"]) == (200, 2)
+    logged = (tmp_path / "out" / "pairs.bad_records.log").read_text().splitlines()
+    assert [line.split("\t")[0] for line in logged] == [f"{raw / 'pairs-00000.jsonl'}:{n}" for n in (11, 12)]
+    with pytest.raises(InputFormatError, match=r"2 of 200 pair records were malformed.*max_bad_fraction=0.005"):
+        filter_rules(raw, tmp_path / "out2", cfg, max_bad_fraction=0.005, show_progress=False)
+    assert not (tmp_path / "out2" / "report-rules.json").exists()

@@ -96,8 +96,35 @@ def test_reader_errors(tmp_path):
         list_shards(tmp_path)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"query": "q", "passage": "p", "source": "s"}\n{"query": 1}\n')
-    with pytest.raises(InputFormatError, match="record 2"):
+    with pytest.raises(InputFormatError, match=r"bad.jsonl:2: field 'query' must be a string"):
         list(iter_pairs(bad))
+
+
+def test_reader_with_a_policy_skips_counts_and_logs_bad_records(tmp_path):
+    from e5kit.io.bad_records import BadRecords
+
+    path = tmp_path / "pairs-00000.jsonl"
+    path.write_text('{"query": "q", "passage": "p", "source": "s"}\n{oops\n{"query": 1}\n'
+                    '{"query": "q2", "passage": "p2", "source": "s"}\n')
+    bad = BadRecords(0.5, tmp_path / "bad.log")
+    assert [p.query for p in iter_pairs(tmp_path, bad=bad)] == ["q", "q2"]
+    assert (bad.seen, bad.bad) == (4, 2)
+    assert [line.split("\t")[0] for line in (tmp_path / "bad.log").read_text().splitlines()] == [
+        f"{path}:2", f"{path}:3"]
+
+
+def test_a_second_writer_of_the_same_shards_is_refused(tmp_path):
+    """Issue 13 item 30: two writers of one folder and prefix shared a .tmp name; a lock now refuses the second."""
+    first = PairWriter(tmp_path)
+    first.write(make(1))
+    with pytest.raises(E5kitError, match=r"another process is writing 'pairs' shards in .*pid \d+"):
+        PairWriter(tmp_path)
+    with PairWriter(tmp_path, prefix="other") as w:  # another prefix (a --shard part) is free
+        w.write(make(2))
+    first.close()
+    assert read_manifest(tmp_path)["pairs"] == 1
+    with PairWriter(tmp_path, resume=False) as again:  # released on close
+        again.write(make(3))
 
 
 def test_interleave_mixes_by_weight_and_keeps_every_item():

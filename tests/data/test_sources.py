@@ -6,6 +6,7 @@ import pytest
 
 from e5kit.data.sources import SOURCES, get_source
 from e5kit.errors import InputFormatError
+from e5kit.io.bad_records import BadRecords
 from tests.data import dumps
 
 
@@ -59,24 +60,29 @@ def test_wikipedia_not_xml(tmp_path):
 
 
 def test_reddit_best_top_level_comment(tmp_path):
-    got = list(get_source("reddit").iter_inputs(dumps.reddit_jsonl(tmp_path)))
+    bad = BadRecords(0.5)
+    got = list(get_source("reddit").iter_inputs(dumps.reddit_jsonl(tmp_path), bad=bad))
+    assert (bad.seen, bad.bad) == (11, 1)
     assert [(p.query, p.passage) for p in got] == [
         ("What book changed your life? Looking for ideas.", "Best comment ever."),
         ("Deleted post", "Top comment on a2"),
     ]  # a3: one comment has score 0, the other is over 4,096 chars; c7 has no post; replies never count
     assert got[0].meta["score"] == 40 and got[0].meta["subreddit"] == "books"
-    more = list(get_source("reddit").iter_inputs(dumps.reddit_jsonl(tmp_path), max_comment_chars=6000))
+    more = list(get_source("reddit").iter_inputs(dumps.reddit_jsonl(tmp_path), max_comment_chars=6000,
+                                                 bad=BadRecords(0.5)))
     assert any(p.passage.startswith("xxx") for p in more)
 
 
 def test_papers_arxiv_and_s2orc(tmp_path):
-    got = pairs_of("papers", dumps.papers_jsonl(tmp_path))
+    bad = BadRecords(0.5)
+    got = pairs_of("papers", dumps.papers_jsonl(tmp_path), bad=bad)
+    assert (bad.seen, bad.bad) == (5, 1)  # the "not json" line is counted, the empty abstract is no pair
     assert [p.query for p in got] == ["Calculation of prompt diphoton production cross sections", "An S2 paper",
                                       "S2ORC nested"]
     assert got[0].passage == "A fully differential calculation in perturbative quantum chromodynamics is presented."
     assert got[2].passage == "Nested abstract text."
-    with pytest.raises(InputFormatError, match=":5:"):
-        pairs_of("papers", tmp_path / "arxiv-metadata-oai-snapshot.json", skip_bad=False)
+    with pytest.raises(InputFormatError, match=":5: malformed JSON"):  # without a policy: stop at the first
+        pairs_of("papers", tmp_path / "arxiv-metadata-oai-snapshot.json")
 
 
 def test_web_warc_removes_boilerplate(tmp_path):
@@ -107,9 +113,12 @@ def test_wordnet_lemma_gloss(tmp_path):
     assert got[0].passage == 'a member of the genus Canis; "the dog barked all night"'
     assert got[0].meta == {"lemmas": ["dog", "domestic dog", "Canis familiaris"], "pos": "noun"}
     bad = tmp_path / "data.verb"
-    bad.write_text("00001 00 v zz | gloss\n")
+    bad.write_text("00001 00 v zz | gloss\n00002 00 v 01 walk 0 000 | go on foot\n")
     with pytest.raises(InputFormatError, match="data.verb:1"):
         pairs_of("wordnet", bad)
+    policy = BadRecords(0.5)
+    assert [p.query for p in pairs_of("wordnet", bad, bad=policy)] == ["walk"]
+    assert (policy.seen, policy.bad) == (2, 1)
 
 
 def test_pydocs_sections(tmp_path):
@@ -150,7 +159,6 @@ def test_missing_input_file(tmp_path, name):
 @pytest.mark.parametrize("name, filename, content", [
     ("papers", "a.jsonl", ""), ("debian", "Translation-en", ""), ("wordnet", "data.adv", ""),
     ("manpages", "x.1", ""), ("pydocs", "x.html", ""), ("reddit", "RC.jsonl", "\n\n"),
-    ("papers", "b.jsonl", "[1, 2]\n\"str\"\n"),  # valid JSON, wrong type: skipped
 ])
 def test_empty_or_wrong_typed_inputs_give_no_pairs(tmp_path, name, filename, content):
     path = tmp_path / filename
@@ -175,3 +183,24 @@ def test_huge_passages_are_clipped_at_paragraphs(tmp_path):
     (man1 / "big.1").write_text(f".TH BIG 1\n.SH NAME\nbig \\- a big page\n.SH DESCRIPTION\n{body}\n")
     (p,) = pairs_of("manpages", man1 / "big.1", max_passage_chars=1500)
     assert len(p.passage) <= 1500 and p.passage.endswith("word") and p.passage.count("Paragraph") == 2
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("papers", '[1, 2]\n"str"\n', "expected a JSON object"),
+    ("papers", '{"title": 5, "abstract": "x"}\n', "'title' must be a string"),
+    ("papers", '{"title": "t", "abstract": ["x"]}\n', "'abstract' must be a string"),
+    ("reddit", '{"id": "a", "title": 7}\n', "'title' must be a string"),
+    ("reddit", '{"id": "c", "link_id": "t3_a", "parent_id": "t3_a", "body": "b", "score": "many"}\n',
+     "'score' must be an integer"),
+])
+def test_wrong_typed_records_are_bad_records_not_silent_drops(tmp_path, name, content, reason):
+    """Issue 13 item 12: valid JSON of the wrong type was dropped without a count; now the policy sees it."""
+    path = tmp_path / "x.jsonl"
+    path.write_text(content)
+    mod = get_source(name)
+    read = (lambda **kw: list(mod.iter_inputs([path], **kw))) if name == "reddit" else \
+        (lambda **kw: list(mod.iter_file(path, **kw)))
+    with pytest.raises(InputFormatError, match=reason):
+        read()
+    policy = BadRecords(1.0)
+    assert read(bad=policy) == [] and policy.bad == policy.seen == content.count("\n")

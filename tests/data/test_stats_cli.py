@@ -60,3 +60,26 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert exc.value.code == 2
     with pytest.raises(SystemExit):
         main(["pairs", "build", "wordnet", "-o", "x", "--shard-size", "lots"])
+
+
+def test_cli_bad_records_options_and_empty_folders(tmp_path, capsys, caplog):
+    """Issue 13 items 12, 23, 24 at the command line."""
+    from tests.data.test_build import papers_with_bad_lines
+
+    papers = papers_with_bad_lines(tmp_path)
+    out = str(tmp_path / "o")
+    assert main(["pairs", "build", "papers", str(papers), "-o", out, "--no-progress"]) == 1
+    assert "25 of 50 input records were malformed" in capsys.readouterr().err
+    assert main(["pairs", "build", "papers", str(papers), "-o", out, "--no-progress",
+                 "--max-bad-fraction", "0.5"]) == 0
+    captured = capsys.readouterr()
+    assert "25 pairs" in captured.out and "skipped 25 malformed of 50 input records" in caplog.text
+    with pytest.raises(SystemExit) as usage:
+        main(["pairs", "build", "papers", str(papers), "-o", out, "--max-bad-fraction", "2"])
+    assert usage.value.code == 2 and "between 0 and 1" in capsys.readouterr().err
+    assert main(["pairs", "build", "papers", str(papers), "-o", str(tmp_path / "o2"), "--option", "skip_bad=1"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown option 'skip_bad'" in err and "unexpected keyword" not in err
+    (tmp_path / "empty").mkdir()
+    assert main(["pairs", "build", "wordnet", str(tmp_path / "empty"), "-o", str(tmp_path / "o3")]) == 1
+    assert "no input files" in capsys.readouterr().err

@@ -74,3 +74,26 @@ def test_bad_files(tmp_path):
         load_config(_yaml(tmp_path, "- 1\n- 2\n"))
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(_yaml(tmp_path, "a: [1, 2\n"))
+
+
+@pytest.mark.parametrize("override, match", [
+    ("lr=-1", r"lr must be in \(0, 1\], got -1.0"),
+    ("lr=nan", r"lr must be in \(0, 1\], got nan"),
+    ("temperature=5", r"temperature must be in \(0, 1\]"),
+    ("warmup_steps=-2", r"warmup_steps must be >= 0"),
+    ("weight_decay=-0.1", r"weight_decay must be in \[0, 1\]"),
+    ("seed=-1", "seed must be >= 0"),
+    ("fresh.dropout=1.5", r"fresh.dropout must be in \[0, 1\)"),
+    ("fresh.heads=5", "fresh.hidden 384 must be a multiple of fresh.heads 5"),
+    ("max_length=1", "max_length must be >= 2"),
+    ("batch_size=1", "batch_size 1 .*no in-batch negative"),
+])
+def test_values_are_checked_with_their_range_when_loaded(override, match):
+    """Issue 13 item 29: `--print-config` showed lr=-1 without complaint; values are checked on load."""
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, [override])
+
+
+def test_batch_of_one_is_allowed_with_explicit_hard_negatives():
+    cfg = load_config(None, ["batch_size=1", "hard_negatives=1", "sources=[{name: a, paths: [x]}]", "init=m"])
+    assert cfg.validate().batch_size == 1

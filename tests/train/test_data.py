@@ -67,7 +67,9 @@ def test_malformed_records_counted_logged_and_skipped(tmp_path):
     assert s.bad.bad >= 2
     lines = log.read_text().splitlines()
     assert any("malformed JSON line" in line and f"{path}:" in line for line in lines)
-    assert any("must be a string" in line and "record" in line for line in lines)
+    # issue 13 item 12: every skip names the file and line, whatever made the record bad
+    numbers = [n for n, text in enumerate(path.read_text().splitlines(), start=1) if '"query": 3' in text]
+    assert any(line.startswith(f"{path}:{numbers[0]}\t") and "must be a string" in line for line in lines)
 
 
 def test_too_many_malformed_records_fail(tmp_path):

@@ -215,3 +215,97 @@ def test_cli_print_config_and_plot(reference, tmp_path, capsys):
     assert all((tmp_path / "plots" / n).stat().st_size > 5000 for n in names)
     assert main(["plot", str(tmp_path / "nowhere")]) == 1
     assert main(["train", str(cfg_file), "--set", "stepz=1"]) == 1
+
+
+def test_fresh_run_into_a_used_output_dir_is_refused(tiny_model, tmp_path):
+    """Issue 13 item 2: a fresh run into a finished run's folder lost its own checkpoint to keep_last, reported
+    the old run's checkpoint and cut the old metrics.jsonl."""
+    from e5kit.errors import E5kitError
+    from e5kit.train.metrics import read_metrics
+
+    pairs = write_pairs(tmp_path / "p.jsonl", 60)
+    out = tmp_path / "run"
+    first = train(tiny_config(tiny_model, pairs, out, steps=4, save_every=2))
+    assert first.name == "step-0000004"
+    metrics_before = (out / "metrics.jsonl").read_bytes()
+    with pytest.raises(E5kitError, match=r"holds a training run \(checkpoints up to step 4\).*--resume.*--overwrite"):
+        train(tiny_config(tiny_model, pairs, out, steps=3, save_every=3))
+    assert (out / "metrics.jsonl").read_bytes() == metrics_before
+    assert [p.name for p in step_dirs(out / "checkpoints")] == ["step-0000002", "step-0000004"]
+    (out / "notes.txt").write_text("mine")  # not e5kit's: never deleted
+    final = train(tiny_config(tiny_model, pairs, out, steps=3, save_every=3), overwrite=True)
+    assert final.name == "step-0000003"
+    assert [p.name for p in step_dirs(out / "checkpoints")] == ["step-0000003"]
+    assert [r["step"] for r in read_metrics(out)] == [1, 2, 3] and (out / "notes.txt").read_text() == "mine"
+    with pytest.raises(ValueError, match="resume.*overwrite"):
+        train(tiny_config(tiny_model, pairs, out), resume=True, overwrite=True)
+
+
+def test_retention_deletes_only_checkpoints_of_the_current_run(tmp_path):
+    """Issue 13 item 2: keep_last deleted the new run's step-3 because an older run had higher step numbers."""
+    from e5kit.train.state import save_training_checkpoint
+
+    def model(folder):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"w")
+
+    root = tmp_path / "checkpoints"
+    for step in (20, 40):
+        save_training_checkpoint(root, step, write_model=model, state={"step": step}, keep_last=1, run_id="old")
+    assert [p.name for p in step_dirs(root)] == ["step-0000040"]
+    for step in (1, 2, 3):
+        save_training_checkpoint(root, step, write_model=model, state={"step": step}, keep_last=2, run_id="new")
+    assert [p.name for p in step_dirs(root)] == ["step-0000002", "step-0000003", "step-0000040"]
+
+
+def test_resume_with_other_settings_is_refused(tiny_model, tmp_path):
+    """Resume only with identical settings; steps, checkpoints and logging may change."""
+    from e5kit.train.config import ConfigError
+
+    pairs = write_pairs(tmp_path / "p.jsonl", 60)
+    cfg = tiny_config(tiny_model, pairs, tmp_path / "run", steps=2, save_every=2)
+    train(cfg)
+    with pytest.raises(ConfigError, match=r"other settings: batch_size: 8 != 4; lr: 0.001 != 0.002"):
+        train(tiny_config(tiny_model, pairs, tmp_path / "run", steps=4, batch_size=4, lr=2e-3), resume=True)
+    final = train(tiny_config(tiny_model, pairs, tmp_path / "run", steps=4, save_every=4, keep_last=1),
+                  resume=True)
+    assert final.name == "step-0000004"
+
+
+def test_batch_of_one_without_hard_negatives_is_refused(tiny_model, tmp_path):
+    """Issue 13 item 29: batch_size 1 has no in-batch negative, so the loss is 0 and nothing is learnt."""
+    from e5kit.train.config import ConfigError
+    from e5kit.train.trainer import pair_texts
+
+    pairs = write_pairs(tmp_path / "p.jsonl", 20)
+    with pytest.raises(ConfigError, match="batch_size 1 .*no in-batch negative.*hard_negatives"):
+        train(tiny_config(tiny_model, pairs, tmp_path / "run", batch_size=1, chunk_size=0))
+    assert not (tmp_path / "run").exists()
+    with_negs = write_pairs(tmp_path / "n.jsonl", 20, negatives=1)
+    final = train(tiny_config(tiny_model, with_negs, tmp_path / "ok", batch_size=1, chunk_size=0, hard_negatives=1,
+                              steps=1, save_every=1))
+    assert final.name == "step-0000001"
+    from e5kit.data.pairs import Pair
+
+    cfg = tiny_config(tiny_model, pairs, tmp_path / "x", batch_size=1, chunk_size=0, hard_negatives=1)
+    with pytest.raises(ValueError, match="no 'negatives'.*own passage"):
+        pair_texts([Pair("q", "p", "s")], cfg)
+
+
+def test_cli_refuses_a_used_output_dir_and_validates_print_config(tiny_model, tmp_path, capsys):
+    from e5kit.cli import main
+
+    pairs = write_pairs(tmp_path / "p.jsonl", 40)
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(yaml.safe_dump(tiny_config(tiny_model, pairs, tmp_path / "run", steps=1,
+                                                   save_every=1).to_dict()))
+    assert main(["train", str(cfg_file)]) == 0
+    capsys.readouterr()
+    assert main(["train", str(cfg_file)]) == 1
+    assert "--resume" in capsys.readouterr().err
+    assert main(["train", str(cfg_file), "--overwrite"]) == 0
+    assert capsys.readouterr().out.strip().endswith("step-0000001")
+    with pytest.raises(SystemExit):
+        main(["train", str(cfg_file), "--overwrite", "--resume"])
+    assert main(["train", str(cfg_file), "--print-config", "--lr", "-1"]) == 1
+    assert "lr must be in (0, 1], got -1.0" in capsys.readouterr().err

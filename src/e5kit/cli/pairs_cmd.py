@@ -52,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(c)
     c.add_argument("--config", help="JSON file of RuleConfig fields (see docs/pairs.md)")
     c.add_argument("--eval-dir", action="append", default=None,
-                   help="evaluation folder to decontaminate against (default: all known sets); repeatable")
+                   help="another evaluation folder to decontaminate against, added to the known sets; repeatable")
+    c.add_argument("--no-default-eval-sets", action="store_true",
+                   help="decontaminate against the --eval-dir folders only, not the known evaluation sets")
     c.add_argument("--lang-backend", choices=("langid", "lingua"), default=None)
     c.add_argument("--tokenizer", default=None, help="model folder whose tokenizer counts tokens (default: words)")
     for step in ("decontaminate", "english", "exact-dedup", "near-dedup"):
@@ -88,6 +90,18 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard-size", type=_size, default="256M", help="roll shards at this size (e.g. 64M)")
     p.add_argument("--shard", default=None, metavar="I/N", help="do only part I of N (0-based) of the work")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--max-bad-fraction", type=_fraction, default=None, metavar="F",
+                   help="stop when more than this share of input records is malformed (default 0.01); "
+                        "each skipped record is logged with file and line")
+
+
+def _fraction(text: str) -> float:
+    from e5kit.io.bad_records import check_fraction
+
+    try:
+        return check_fraction(float(text), "--max-bad-fraction")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _output(args: argparse.Namespace):
@@ -95,7 +109,8 @@ def _output(args: argparse.Namespace):
 
     return OutputSettings(fmt=args.format, shard_bytes=args.shard_size, part=args.shard,
                           resume=not getattr(args, "no_resume", False),
-                          show_progress=False if args.no_progress else None)
+                          show_progress=False if args.no_progress else None,
+                          **({} if args.max_bad_fraction is None else {"max_bad_fraction": args.max_bad_fraction}))
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -114,6 +129,8 @@ def run_clean(args: argparse.Namespace) -> int:
     off = {name: False for flag, name in (("no_decontaminate", "decontaminate"), ("no_english", "english"),
                                           ("no_exact_dedup", "exact_dedup"), ("no_near_dedup", "near_dedup"))
            if getattr(args, flag)}
+    if args.no_default_eval_sets:
+        off["default_eval_sets"] = False
     cfg = RuleConfig.load(args.config, eval_dirs=args.eval_dir or None, lang_backend=args.lang_backend,
                           tokenizer=args.tokenizer, **off)
     rep = filter_rules(args.src, args.out, cfg, output=_output(args))

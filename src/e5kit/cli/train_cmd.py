@@ -1,4 +1,7 @@
-"""`e5kit train CONFIG.yaml [--set key=value ...] [--resume]`: contrastive pre-training (see docs/train.md)."""
+"""`e5kit train CONFIG.yaml [--set key=value ...] [--resume | --overwrite]`: contrastive pre-training.
+
+See docs/train.md.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for key, kind in SHORT_FLAGS:
         p.add_argument(f"--{key.replace('_', '-')}", dest=f"opt_{key}", type=kind, default=None, metavar=key.upper(),
                        help=f"same as --set {key}=VALUE")
-    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in output_dir")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue from the newest complete checkpoint in output_dir (same settings)")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace an earlier run in output_dir (its checkpoints, metrics and logs are deleted)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     p.set_defaults(run=run)
@@ -45,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
     from e5kit.train.evalhook import hook_for_tasks
     from e5kit.train.trainer import train
 
-    folder = train(cfg, resume=args.resume, eval_hook=hook_for_tasks(cfg.eval_tasks))
+    folder = train(cfg, resume=args.resume, overwrite=args.overwrite, eval_hook=hook_for_tasks(cfg.eval_tasks))
     print(folder)
     return 0

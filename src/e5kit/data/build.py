@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import re
@@ -10,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from e5kit.data.pairs import Pair
-from e5kit.data.shards import OutputSettings, PairWriter
-from e5kit.data.sources import get_source
+from e5kit.data.shards import OutputSettings, PairWriter, bad_log_path
+from e5kit.data.sources import SOURCES, get_source
 from e5kit.errors import E5kitError
+from e5kit.io.bad_records import BadRecords
 from e5kit.options import with_options
 
 log = logging.getLogger("e5kit")
@@ -55,12 +57,49 @@ def resolve_inputs(source: str, inputs: Sequence[str | os.PathLike[str]], *, ins
         p = Path(item)
         if p.is_dir():  # a builder may say which files of a folder are its inputs (pages, not stylesheets)
             expand = getattr(mod, "expand_folder", None)
-            out += expand(p) if expand else sorted(f for f in p.rglob("*") if f.is_file())
+            found = expand(p) if expand else sorted(f for f in p.rglob("*") if f.is_file())
+            if not found:
+                raise E5kitError(f"{p}: no input files for source {source} in this folder ({SOURCES[source]})")
+            out += found
         elif p.is_file():
             out.append(p)
         else:
             raise FileNotFoundError(f"no such input: {p}")
     return out
+
+
+def builder_options(source: str) -> dict[str, Any]:
+    """The options a source's builder takes (name -> default); `bad`, the bad-record policy, is not one."""
+    mod = get_source(source)
+    fn = getattr(mod, "iter_file", None) or mod.iter_inputs
+    return {name: p.default for name, p in inspect.signature(fn).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "bad"}
+
+
+def check_options(source: str, options: dict[str, Any]) -> None:
+    """Refuse an option the builder of `source` does not take, or a value of the wrong type, naming the valid
+    ones (before any work)."""
+    valid = builder_options(source)
+    listed = ", ".join(f"{k} (default {v!r})" for k, v in sorted(valid.items()))
+    for key, value in options.items():
+        if key not in valid:
+            if not valid:
+                raise ValueError(f"unknown option {key!r}: source {source} takes no options")
+            raise ValueError(f"unknown option {key!r} for source {source}; valid: {listed}")
+        default = valid[key]
+        if not _same_kind(value, default):
+            kind = type(default).__name__
+            raise ValueError(f"option {key} must be {'an' if kind[0] in 'aeiou' else 'a'} {kind}, got {value!r}")
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    if default is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
 
 
 def _select(files: list[Path], part: tuple[int, int]) -> tuple[list[Path], bool]:
@@ -78,57 +117,83 @@ def build_pairs(source: str, inputs: Sequence[str | os.PathLike[str]], out: str 
                 output: OutputSettings | None = None, **output_options: Any) -> dict[str, Any]:
     """Build pairs of `source` from `inputs` (or its local defaults) into shards under `out`; returns the manifest.
 
-    `output` (or its fields as keywords: fmt, shard_bytes, part, resume, show_progress) says how shards are
-    written; `options` go to the source's builder.
+    `output` (or its fields as keywords: fmt, shard_bytes, part, resume, show_progress, max_bad_fraction) says
+    how shards are written and how many malformed input records are tolerated (counted, listed in
+    `<prefix>.bad_records.log`, summed in the manifest's `bad_records`); `options` go to the source's builder
+    (unknown ones are refused with the valid ones listed).
 
     `part="i/n"` builds the i-th of n disjoint parts (by input file when there are at least n, else by pair
-    position), named so that all parts share one folder. An interrupted build resumes from its finished shards.
+    position), named so that all parts share one folder. An interrupted build resumes from its finished shards,
+    only with the same settings (source, part, options, number of inputs); another writer of the same shards
+    is refused.
     """
     from tqdm.auto import tqdm
 
     o = with_options(OutputSettings, output, output_options)
     mod = get_source(source)
     options = dict(options or {})
+    check_options(source, options)
     part_t = parse_part(o.part)
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive int, got {limit!r}")
     files, split_pairs = _select(resolve_inputs(source, inputs, install=install), part_t)
     info = {"source": source, "part": list(part_t), "options": options, "inputs": len(files)}
-    writer = PairWriter(out, fmt=o.fmt, shard_bytes=o.shard_bytes, prefix=part_prefix(part_t), resume=o.resume,
-                        info=info)
+    prefix = part_prefix(part_t)
+    writer = PairWriter(out, fmt=o.fmt, shard_bytes=o.shard_bytes, prefix=prefix, resume=o.resume, info=info)
     if writer.complete:
+        writer.release()
         log.info("%s: build already complete (%d pairs)", out, writer.count)
         return writer.manifest
-    skip = writer.resume_from
-    done = writer.inputs_done()
+    bad = BadRecords(o.max_bad_fraction, bad_log_path(out, prefix), what="input records")
+    if not split_pairs:  # finished inputs are not read again: their counts come from the manifest
+        bad.add(**writer.bad_counts_done())
     bar = tqdm(total=len(files), unit="file", desc=f"build {source}", disable=o.show_progress is False)
     produced = 0
     try:
-        for pair_no, pair, finished in _stream(mod, files, done, options, split_pairs, part_t, bar):
-            if finished is not None:
-                writer.mark_input(str(finished))
-                continue
-            if pair_no < skip:
-                continue
-            writer.write(pair)
-            produced += 1
-            if limit is not None and writer.count >= limit:
-                break
+        produced = _write_pairs(writer, _stream(mod, files, writer.inputs_done(), options, split_pairs, part_t, bar,
+                                                bad), limit)
+        summary = bad.finish()
     except BaseException:
         writer.abort()
         writer.close(done=False)
         raise
     finally:
         bar.close()
-    manifest = writer.close(done=True)
+    manifest = writer.close(done=True, extra={"bad_records": summary})
     log.info("%s: %d pairs (%d new) in %d shards", out, writer.count, produced, len(manifest["shards"]))
     return manifest
 
 
+def _write_pairs(writer: PairWriter, stream: Iterator[tuple[int, Pair | None, Path | None, dict[str, int]]],
+                 limit: int | None) -> int:
+    """Write the stream's pairs not in finished shards yet (and mark finished inputs); returns how many."""
+    produced = 0
+    for pair_no, pair, finished, counts in stream:
+        if finished is not None:
+            writer.mark_input(str(finished), **counts)
+            continue
+        if pair_no < writer.resume_from:
+            continue
+        writer.write(pair)
+        produced += 1
+        if limit is not None and writer.count >= limit:
+            break
+    return produced
+
+
+def _with_policy(builder: Any, options: dict[str, Any], bad: BadRecords) -> dict[str, Any]:
+    """The builder's options, plus the bad-record policy for builders that read records (they take `bad`)."""
+    params = inspect.signature(builder).parameters
+    takes_bad = "bad" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return {**options, "bad": bad} if takes_bad else options
+
+
 def _stream(mod: Any, files: list[Path], done: dict[str, int], options: dict[str, Any], split_pairs: bool,
-            part: tuple[int, int], bar: Any) -> Iterator[tuple[int, Pair | None, Path | None]]:
-    """(pair number, pair, None) for each pair of this part, and (n, None, file) when a file is finished.
-    Files already finished in an earlier run are skipped unread, their pair numbers accounted for."""
+            part: tuple[int, int], bar: Any, bad: BadRecords
+            ) -> Iterator[tuple[int, Pair | None, Path | None, dict[str, int]]]:
+    """(pair number, pair, None, {}) for each pair of this part, and (n, None, file, its record counts) when a
+    file is finished. Files already finished in an earlier run are skipped unread, their pair numbers
+    accounted for. Every builder reads under the one bad-record policy `bad`."""
     number = 0
     seen = 0
 
@@ -136,9 +201,9 @@ def _stream(mod: Any, files: list[Path], done: dict[str, int], options: dict[str
         return not split_pairs or seen % part[1] == part[0]
 
     if not hasattr(mod, "iter_file"):
-        for pair in mod.iter_inputs(files, **options):
+        for pair in mod.iter_inputs(files, **_with_policy(mod.iter_inputs, options, bad)):
             if mine():
-                yield number, pair, None
+                yield number, pair, None, {}
                 number += 1
             seen += 1
         bar.update(len(files))
@@ -148,10 +213,12 @@ def _stream(mod: Any, files: list[Path], done: dict[str, int], options: dict[str
             number = done[str(path)]
             bar.update(1)
             continue
-        for pair in mod.iter_file(path, **options):
+        before = bad.state()
+        for pair in mod.iter_file(path, **_with_policy(mod.iter_file, options, bad)):
             if mine():
-                yield number, pair, None
+                yield number, pair, None, {}
                 number += 1
             seen += 1
-        yield number, None, path
+        bad.check()  # judged at the end of every file, however few records it had
+        yield number, None, path, {k: bad.state()[k] - before[k] for k in ("seen", "bad")}
         bar.update(1)

@@ -21,15 +21,20 @@ import numpy as np
 
 from e5kit.data.decontaminate import text_key
 from e5kit.data.pairs import Pair
+from e5kit.data.resume import differences
 from e5kit.data.shards import (
     OutputSettings,
     PairWriter,
+    bad_log_path,
     iter_pairs,
     iter_shard,
     list_shards,
     read_manifest,
+    remove_shards,
 )
+from e5kit.errors import E5kitError
 from e5kit.io.atomic import atomic_save_npy, atomic_write_json, atomic_write_text
+from e5kit.io.bad_records import BadRecords
 from e5kit.options import with_options
 
 log = logging.getLogger("e5kit")
@@ -43,13 +48,15 @@ class PairEncoder(Protocol):
     def encode_passages(self, texts: list[str]) -> np.ndarray: ...
 
 
-def sample_pool(src: str | os.PathLike[str], size: int, *, seed: int = 0) -> list[str]:
-    """A uniform random sample (reservoir, seeded) of up to `size` passages from the shards under `src`."""
+def sample_pool(src: str | os.PathLike[str], size: int, *, seed: int = 0,
+                bad: BadRecords | None = None) -> list[str]:
+    """A uniform random sample (reservoir, seeded) of up to `size` passages from the shards under `src`
+    (malformed records go to `bad`; default: stop at the first)."""
     if not isinstance(size, int) or size < 1:
         raise ValueError(f"pool_size must be a positive int, got {size!r}")
     rng = random.Random(seed)
     pool: list[str] = []
-    for i, pair in enumerate(iter_pairs(src)):
+    for i, pair in enumerate(iter_pairs(src, bad)):
         if i < size:
             pool.append(pair.passage)
         else:
@@ -127,9 +134,12 @@ class ConsistencyFilter:
 def _pool_index(pool: np.ndarray) -> Any:
     """search(queries, k) -> (scores, indices) over the pool: FAISS exact inner product, or e5kit's blocked exact
     top-k where faiss is not installed (same results, slower on large pools)."""
+    from e5kit.index.ann import _faiss  # the one import of faiss (it quiets faiss' loader logging)
+    from e5kit.index.layout import IndexFormatError
+
     try:
-        import faiss
-    except ImportError:
+        faiss = _faiss()
+    except IndexFormatError:
         from e5kit.index.exact import topk
 
         log.warning("faiss not installed: ranking against the pool with e5kit's exact top-k")
@@ -159,17 +169,20 @@ def _load_encoder(model: str | PairEncoder, device: str | None, precision: str |
     return _E5Encoder()
 
 
-def _pool(out: Path, pool_src: Any, pool_size: int, seed: int, encoder: PairEncoder, chunk: int,
-          show_progress: bool | None) -> tuple[list[str], np.ndarray | None]:
-    """The pool texts and, when cached by an earlier run with the same settings, their embeddings."""
-    tag = {"pool_size": pool_size, "seed": seed, "from": str(pool_src),
-           "model": str(getattr(encoder, "fingerprint", type(encoder).__name__))}
+def _model_name(encoder: PairEncoder) -> str:
+    return str(getattr(encoder, "fingerprint", type(encoder).__name__))
+
+
+def _pool(out: Path, tag: dict[str, Any], max_bad_fraction: float) -> tuple[list[str], np.ndarray | None]:
+    """The pool texts and, when cached by an earlier run with the same settings (`tag`), their embeddings."""
     meta_path, emb_path, txt_path = out / "pool" / "pool.json", out / "pool" / "pool.npy", out / "pool" / "texts.jsonl"
     if meta_path.exists() and emb_path.exists() and txt_path.exists():
         if json.loads(meta_path.read_text(encoding="utf-8")) == tag:
             texts = [json.loads(line) for line in txt_path.read_text(encoding="utf-8").splitlines()]
             return texts, np.load(emb_path)
-    texts = sample_pool(pool_src, pool_size, seed=seed)
+    bad = BadRecords(max_bad_fraction, what="pair records of the pool source", max_logged=0)  # the main pass lists
+    texts = sample_pool(tag["from"], tag["pool_size"], seed=tag["seed"], bad=bad)
+    bad.finish()
     return texts, None
 
 
@@ -195,57 +208,98 @@ class ConsistencySettings(OutputSettings):
     precision: str | None = None
     max_seq_length: int | None = None  # truncate inputs (E5 pre-trained at 128 tokens)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("pool_size", "top_k", "chunk_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+
 
 def consistency_filter(src: str | os.PathLike[str], out: str | os.PathLike[str], *, model: str | PairEncoder,
                        settings: ConsistencySettings | None = None, **options: Any) -> dict[str, Any]:
     """Keep the pairs under `src` whose own passage ranks in the top `top_k` among a pool of `pool_size` random
     passages (from `pool_from`, default `src`) plus itself; returns and writes `report-consistency.json`.
-    `settings` (or its fields as keywords) say how; see ConsistencySettings."""
+    `settings` (or its fields as keywords) say how; see ConsistencySettings.
+
+    A rerun into the same `out` resumes only with the same settings (source, model, pool, seed, top_k, ...);
+    other settings are refused with the differences, or, with `resume=False`, start over (kept shards made with
+    other settings are deleted). Malformed input records follow the one bad-record policy."""
     c = with_options(ConsistencySettings, settings, options)
-    pool_size, top_k, pool_from, chunk_size, seed = c.pool_size, c.top_k, c.pool_from, c.chunk_size, c.seed
-    show_progress = c.show_progress
     from tqdm.auto import tqdm
 
     from e5kit.data.build import parse_part
 
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     part_t = parse_part(c.part)
     shards = list_shards(src)[part_t[0]::part_t[1]]
     out_dir = Path(out)
     if out_dir.resolve() == Path(src).resolve():
         raise ValueError(f"output folder must differ from the input folder {src}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     encoder = _load_encoder(model, c.device, c.precision, c.max_seq_length)
-    pool_src = pool_from or src
-    texts, emb = _pool(out_dir, pool_src, pool_size, seed, encoder, chunk_size, show_progress)
-    filt = ConsistencyFilter(encoder, texts, top_k=top_k, pool_embeddings=emb, chunk_size=chunk_size,
-                             show_progress=show_progress)
+    run = _run_settings(src, c, _model_name(encoder))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _refuse_or_clear_other_settings(out_dir, run, c.resume)
+    tag = {"pool_size": c.pool_size, "seed": c.seed, "from": run["pool_from"], "model": run["model"]}
+    texts, emb = _pool(out_dir, tag, c.max_bad_fraction)
+    filt = ConsistencyFilter(encoder, texts, top_k=c.top_k, pool_embeddings=emb, chunk_size=c.chunk_size,
+                             show_progress=c.show_progress)
     if emb is None:
-        _save_pool(out_dir, {"pool_size": pool_size, "seed": seed, "from": str(pool_src),
-                             "model": str(getattr(encoder, "fingerprint", type(encoder).__name__))},
-                   texts, filt.pool_embeddings)
-    bar = tqdm(unit="pair", desc="consistency", disable=show_progress is False)
+        _save_pool(out_dir, tag, texts, filt.pool_embeddings)
+    bad = BadRecords(c.max_bad_fraction, what="pair records")
+    bar = tqdm(unit="pair", desc="consistency", disable=c.show_progress is False)
     for shard in shards:
         prefix = shard.name.split(".")[0] + "-kept"
         done = read_manifest(out_dir, prefix) if c.resume else None
         if done and done.get("done"):
+            bad.add(**done.get("bad_records", {"seen": 0, "bad": 0}))
             continue
-        counts: dict[str, Counter] = {}
-        with PairWriter(out_dir, fmt=c.fmt, shard_bytes=c.shard_bytes, prefix=prefix, resume=False,
-                        info={"from": str(shard), "top_k": top_k, "pool_size": len(texts)}) as writer:
-            batch: list[Pair] = []
-            for pair in iter_shard(shard):
-                batch.append(pair)
-                if len(batch) >= chunk_size:
-                    _keep_batch(filt, batch, writer, counts)
-                    bar.update(len(batch))
-                    batch = []
-            _keep_batch(filt, batch, writer, counts)
-            bar.update(len(batch))
-            writer.manifest["counts"] = {s: dict(c) for s, c in counts.items()}
+        _filter_shard(filt, shard, PairWriter(out_dir, fmt=c.fmt, shard_bytes=c.shard_bytes, prefix=prefix,
+                                              resume=False, info={"from": str(shard), "settings": run}), bad, bar)
     bar.close()
-    return _report(out_dir, {"top_k": top_k, "pool_size": len(texts), "seed": seed, "from": str(src)})
+    bad.log_path = None  # each shard's skips are listed in its own <prefix>.bad_records.log
+    return _report(out_dir, run, bad.finish(), len(texts))
+
+
+def _run_settings(src: str | os.PathLike[str], c: ConsistencySettings, model: str) -> dict[str, Any]:
+    """What decides which pairs are kept: recorded with every kept shard, compared on every rerun."""
+    return {"from": os.path.abspath(src), "model": model, "pool_size": c.pool_size,
+            "pool_from": os.path.abspath(c.pool_from or src), "seed": c.seed, "top_k": c.top_k,
+            "precision": c.precision, "max_seq_length": c.max_seq_length}
+
+
+def _refuse_or_clear_other_settings(out_dir: Path, run: dict[str, Any], resume: bool) -> None:
+    """Kept shards under `out_dir` made with other settings: refused (resume) or deleted (start over)."""
+    for path in sorted(out_dir.glob("*-kept.manifest.json")):
+        prefix = path.name.removesuffix(".manifest.json")
+        diffs = differences((read_manifest(out_dir, prefix) or {}).get("info", {}).get("settings", {}), run)
+        if not diffs:
+            continue
+        if resume:
+            raise E5kitError(f"{out_dir} holds pairs kept with other settings ({prefix}: {'; '.join(diffs)}); "
+                             "rerun with the same settings to resume, pass --no-resume (resume=False) to start "
+                             "over, or use another folder")
+        log.warning("--no-resume: removing %s, kept with other settings (%s)", prefix, "; ".join(diffs))
+        remove_shards(out_dir, prefix)
+
+
+def _filter_shard(filt: ConsistencyFilter, shard: Path, writer: PairWriter, bad: BadRecords, bar: Any) -> None:
+    """Keep the consistent pairs of one input shard; its counts (per source, bad records) go to its manifest."""
+    counts: dict[str, Counter] = {}
+    before = bad.state()
+    bad.log_path = bad_log_path(writer.out_dir, writer.prefix)
+    with writer:
+        batch: list[Pair] = []
+        for pair in iter_shard(shard, bad):
+            batch.append(pair)
+            if len(batch) >= filt.chunk_size:
+                _keep_batch(filt, batch, writer, counts)
+                bar.update(len(batch))
+                batch = []
+        _keep_batch(filt, batch, writer, counts)
+        bar.update(len(batch))
+        bad.check()
+        writer.manifest["counts"] = {s: dict(c) for s, c in counts.items()}
+        writer.manifest["bad_records"] = {k: bad.state()[k] - before[k] for k in ("seen", "bad")}
 
 
 def _keep_batch(filt: ConsistencyFilter, batch: list[Pair], writer: PairWriter,
@@ -262,19 +316,24 @@ def _keep_batch(filt: ConsistencyFilter, batch: list[Pair], writer: PairWriter,
             writer.write(pair)
 
 
-def _report(out_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    """Sum the counts of every finished shard manifest in `out_dir` into report-consistency.json."""
+def _report(out_dir: Path, run: dict[str, Any], bad_records: dict[str, Any], pool_passages: int) -> dict[str, Any]:
+    """Sum the counts of every finished shard manifest of these settings in `out_dir` into
+    report-consistency.json."""
     total: dict[str, Counter] = {}
+    bad = Counter()
     for path in sorted(out_dir.glob("*-kept.manifest.json")):
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        if manifest.get("done"):
+        if manifest.get("done") and manifest.get("info", {}).get("settings") == run:
             for source, c in manifest.get("counts", {}).items():
                 total.setdefault(source, Counter()).update(c)
+            bad.update(manifest.get("bad_records", {}))
     by_source = {s: {"input": c["input"], "kept": c["kept"],
                      "kept_fraction": c["kept"] / c["input"] if c["input"] else 0.0} for s, c in sorted(total.items())}
     n_in = sum(c["input"] for c in by_source.values())
     n_kept = sum(c["kept"] for c in by_source.values())
-    report = {**settings, "input": n_in, "kept": n_kept, "kept_fraction": n_kept / n_in if n_in else 0.0,
-              "by_source": by_source}
+    report = {"top_k": run["top_k"], "pool_size": pool_passages, "seed": run["seed"], "from": run["from"],
+              "settings": run, "input": n_in, "kept": n_kept, "kept_fraction": n_kept / n_in if n_in else 0.0,
+              "by_source": by_source, "bad_records": {"seen": bad["seen"], "bad": bad["bad"]},
+              "max_bad_fraction": bad_records["max_fraction"]}
     atomic_write_json(out_dir / "report-consistency.json", report)
     return report

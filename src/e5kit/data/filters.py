@@ -15,10 +15,11 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from e5kit.data.decontaminate import Decontaminator, text_key
+from e5kit.data.decontaminate import Decontaminator, default_eval_dirs, text_key
 from e5kit.data.pairs import Pair, normalize_text
-from e5kit.data.shards import OutputSettings, PairWriter, interleave, iter_shard, list_shards
+from e5kit.data.shards import OutputSettings, PairWriter, bad_log_path, interleave, iter_shard, list_shards
 from e5kit.io.atomic import atomic_write_json
+from e5kit.io.bad_records import BadRecords
 from e5kit.options import with_options
 
 log = logging.getLogger("e5kit")
@@ -46,7 +47,8 @@ class RuleConfig:
     lang_backend: str = "langid"
     min_lang_prob: float = 0.5
     decontaminate: bool = True
-    eval_dirs: list[str] | None = None
+    eval_dirs: list[str] | None = None  # evaluation folders added to the default sets
+    default_eval_sets: bool = True  # the sets e5kit knows ($E5KIT_EVAL_DATA or shared/data); False: eval_dirs only
     decon_min_chars: int = 10
     exact_dedup: bool = True
     near_dedup: bool = True
@@ -217,7 +219,7 @@ def make_filters(cfg: RuleConfig) -> tuple[list[Check], Decontaminator | None]:
     steps: list[Check] = [LengthFilter(cfg)]
     decon = None
     if cfg.decontaminate:
-        decon = Decontaminator(cfg.eval_dirs, min_chars=cfg.decon_min_chars)
+        decon = Decontaminator(eval_folders(cfg), min_chars=cfg.decon_min_chars)
         steps.append(decon)
     if cfg.english:
         steps.append(LanguageFilter(cfg.lang_backend, cfg.min_lang_prob))
@@ -226,6 +228,16 @@ def make_filters(cfg: RuleConfig) -> tuple[list[Check], Decontaminator | None]:
     if cfg.near_dedup:
         steps.append(NearDedup(cfg.near_threshold, cfg.num_perm, cfg.shingle_words))
     return steps, decon
+
+
+def eval_folders(cfg: RuleConfig) -> list[Path]:
+    """The evaluation folders to decontaminate against: the default sets (unless switched off) plus
+    `eval_dirs`, each once."""
+    folders = [*(default_eval_dirs() if cfg.default_eval_sets else []), *map(Path, cfg.eval_dirs or [])]
+    unique: dict[str, Path] = {}
+    for folder in folders:
+        unique.setdefault(os.path.realpath(folder), folder)
+    return list(unique.values())
 
 
 @dataclass
@@ -266,7 +278,9 @@ def filter_rules(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                  **output_options: Any) -> dict[str, Any]:
     """Stream the pairs under `src` (one or more folders) through the rule filters into shards under `out`;
     returns (and writes to `out/report-rules.json`) the report. Dedup state is global to one run, so with
-    `part` only the shard files of that part are deduplicated among themselves."""
+    `part` only the shard files of that part are deduplicated among themselves. Malformed input records are
+    skipped, counted (report `bad_records`) and listed in `<prefix>.bad_records.log`; more than
+    `max_bad_fraction` of them stops the run."""
     from tqdm.auto import tqdm
 
     from e5kit.data.build import parse_part, part_prefix
@@ -278,15 +292,16 @@ def filter_rules(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     listed = [(k, s) for k, folder in enumerate(srcs) for s in list_shards(folder)][part_t[0]::part_t[1]]
     groups = [[s for k, s in listed if k == j] for j in range(len(srcs))]
     groups = [g for g in groups if g]
-    # one stream per input folder, mixed by size, so the output is not one source after another
-    pairs = interleave([chain.from_iterable(map(iter_shard, g)) for g in groups],
-                       [max(1, sum(s.stat().st_size for s in g)) for g in groups])
     if any(Path(out).resolve() == Path(s).resolve() for s in srcs):
         raise ValueError(f"output folder {out} must differ from the input folders")
+    prefix = part_prefix(part_t)
+    bad = BadRecords(o.max_bad_fraction, bad_log_path(out, prefix), what="pair records")
+    # one stream per input folder, mixed by size, so the output is not one source after another
+    pairs = interleave([chain.from_iterable(iter_shard(s, bad) for s in g) for g in groups],
+                       [max(1, sum(s.stat().st_size for s in g)) for g in groups])
     steps, decon = make_filters(cfg)
     names = [s.name for s in steps]  # type: ignore[attr-defined]
     report = FilterReport()
-    prefix = part_prefix(part_t)
     bar = tqdm(unit="pair", desc="rule filters", disable=o.show_progress is False)
     with _one_blas_thread(), PairWriter(out, fmt=o.fmt, shard_bytes=o.shard_bytes, prefix=prefix, resume=False,
                     info={"from": [str(s) for s in srcs], "filters": names}) as writer:
@@ -309,8 +324,10 @@ def filter_rules(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                 report.kept += 1
                 report.by_source[pair.source]["kept"] += 1
             bar.update(1)
+        bad_summary = bad.finish()
     bar.close()
     result = report.to_dict(names)
+    result["bad_records"] = bad_summary
     result["config"] = asdict(cfg)
     if decon is not None:
         result["decontamination"] = decon.summary()

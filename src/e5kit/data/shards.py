@@ -2,8 +2,10 @@
 a manifest so that an interrupted build resumes; and a streaming reader over a folder of shards.
 
 Layout of an output folder: `<prefix>-00000.jsonl.gz` (or `.parquet`), ... and `<prefix>.manifest.json` listing the
-finished shards, their pair counts, the inputs finished so far and whether the build is complete. Parquet shards
-store `meta` as a JSON string (its keys differ between sources).
+finished shards, their pair counts, the inputs finished so far, the settings they were made with (`info`) and
+whether the build is complete; `<prefix>.bad_records.log` lists the malformed input records a stage skipped, and
+`.<prefix>.lock` is held while a writer is open, so a second process writing the same shards is refused. Parquet
+shards store `meta` as a JSON string (its keys differ between sources).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from e5kit.data.pairs import Pair
+from e5kit.data.resume import differences
 from e5kit.errors import E5kitError, InputFormatError
 from e5kit.io.atomic import atomic_write_json
-from e5kit.io.records import iter_jsonl
+from e5kit.io.bad_records import DEFAULT_MAX_BAD_FRACTION, BadRecords, check_fraction, iter_records
 
 FORMATS = ("jsonl.gz", "parquet")
 SHARD_SUFFIXES = (".jsonl.gz", ".jsonl", ".parquet")
@@ -30,13 +33,62 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class OutputSettings:
-    """How a data stage writes its pair shards and splits its work (shared by build, clean and filter)."""
+    """How a data stage reads its records, writes its pair shards and splits its work (build, clean, filter)."""
 
     fmt: str = "jsonl.gz"  # or "parquet"
     shard_bytes: int = DEFAULT_SHARD_BYTES  # roll to a new shard at this size
     part: str | tuple[int, int] | None = None  # "i/n": do only part i of n of the work
-    resume: bool = True  # continue an unfinished run (else start over)
+    resume: bool = True  # continue an unfinished run with the same settings (else start over)
     show_progress: bool | None = None
+    max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION  # stop when more input records than this are malformed
+
+    def __post_init__(self) -> None:
+        check_fraction(self.max_bad_fraction)
+
+
+def bad_log_path(out_dir: str | os.PathLike[str], prefix: str = "pairs") -> Path:
+    """Where a stage writing `prefix` shards lists the malformed records it skipped."""
+    return Path(out_dir) / f"{prefix}.bad_records.log"
+
+
+def remove_shards(out_dir: str | os.PathLike[str], prefix: str) -> None:
+    """Delete the `prefix` shards of `out_dir`, their manifest and bad-record log (nothing else)."""
+    out_dir = Path(out_dir)
+    for path in out_dir.glob(f"{prefix}-*"):
+        if path.name.endswith(SHARD_SUFFIXES):
+            path.unlink()
+    (out_dir / f"{prefix}.manifest.json").unlink(missing_ok=True)
+    bad_log_path(out_dir, prefix).unlink(missing_ok=True)
+
+
+class _FolderLock:
+    """An exclusive lock on (folder, prefix) for as long as a writer is open; released by the OS if the process
+    dies, so a stale lock never blocks."""
+
+    def __init__(self, out_dir: Path, prefix: str) -> None:
+        import fcntl
+
+        self.path = out_dir / f".{prefix}.lock"
+        self._fh: IO[str] | None = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._fh.seek(0)
+            holder = self._fh.read().strip() or "unknown"
+            self._fh.close()
+            self._fh = None
+            raise E5kitError(f"another process is writing {prefix!r} shards in {out_dir} (lock {self.path} held by "
+                             f"pid {holder}); wait for it to finish, or write to another folder or --shard part") \
+                from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(f"{os.getpid()}\n")
+        self._fh.flush()
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing the file drops the lock
+            self._fh = None
 
 
 def read_manifest(out_dir: str | os.PathLike[str], prefix: str = "pairs") -> dict[str, Any] | None:
@@ -89,7 +141,9 @@ class PairWriter:
 
     With `resume=True` and an unfinished manifest, finished shards are kept and `resume_from` says how many pairs
     they hold, so the producer skips that many; `inputs_done()` tells which whole inputs can be skipped unread.
-    With `resume=False`, earlier shards of the same prefix are deleted first.
+    An earlier manifest made with other `info` (the settings) is refused with the differences: resume only with
+    identical settings. With `resume=False`, earlier shards of the same prefix are deleted first. A second
+    writer of the same folder and prefix is refused while this one is open.
     """
 
     def __init__(self, out_dir: str | os.PathLike[str], *, fmt: str = "jsonl.gz",
@@ -104,33 +158,49 @@ class PairWriter:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.fmt, self.shard_bytes, self.prefix = fmt, shard_bytes, prefix
-        for stale in self.out_dir.glob(f"{prefix}-*.tmp"):
-            stale.unlink()
-        old = read_manifest(self.out_dir, prefix) if resume else None
-        if old is not None and old.get("format") != fmt:
-            raise E5kitError(f"{self.out_dir}: existing build is {old.get('format')}, not {fmt}; use another folder")
-        if old is None:
-            self._remove_prefix()
-        self.manifest: dict[str, Any] = old or {"format": fmt, "prefix": prefix, "shards": [], "pairs": 0,
-                                               "inputs": [], "done": False, "info": info or {}}
-        if info:
-            self.manifest["info"].update(info)
-        self.resume_from: int = int(self.manifest["pairs"])
-        self.complete: bool = bool(self.manifest.get("done"))
-        self.count = self.resume_from
+        self._lock: _FolderLock | None = _FolderLock(self.out_dir, prefix)
+        try:
+            self._start(resume, info or {})
+        except BaseException:
+            self.release()
+            raise
         self._raw: IO[bytes] | None = None
         self._sink: Any = None
         self._shard_pairs = 0
 
+    def _start(self, resume: bool, info: dict[str, Any]) -> None:
+        for stale in self.out_dir.glob(f"{self.prefix}-*.tmp"):
+            stale.unlink()
+        old = read_manifest(self.out_dir, self.prefix) if resume else None
+        if old is not None and old.get("format") != self.fmt:
+            raise E5kitError(f"{self.out_dir}: existing build is {old.get('format')}, not {self.fmt}; use another "
+                             "folder")
+        if old is not None and (diffs := differences(old.get("info", {}), info)):
+            raise E5kitError(f"{self.out_dir}: the {self.prefix!r} shards there were made with other settings: "
+                             f"{'; '.join(diffs)}; rerun with the same settings to resume, pass --no-resume "
+                             "(resume=False) to start over, or use another folder")
+        if old is None:
+            self._remove_prefix()
+        self.manifest: dict[str, Any] = old or {"format": self.fmt, "prefix": self.prefix, "shards": [], "pairs": 0,
+                                               "inputs": [], "done": False, "info": info}
+        self.resume_from: int = int(self.manifest["pairs"])
+        self.complete: bool = bool(self.manifest.get("done"))
+        self.count = self.resume_from
+
     def _remove_prefix(self) -> None:
-        for path in self.out_dir.glob(f"{self.prefix}-*"):
-            if path.name.endswith(SHARD_SUFFIXES):
-                path.unlink()
-        (self.out_dir / f"{self.prefix}.manifest.json").unlink(missing_ok=True)
+        remove_shards(self.out_dir, self.prefix)
 
     def inputs_done(self) -> dict[str, int]:
         """Inputs whose pairs all sit in finished shards: input -> cumulative pair count at its end."""
-        return {d["input"]: d["end"] for d in self.manifest["inputs"] if d["end"] <= self.resume_from}
+        return {d["input"]: d["end"] for d in self._done_entries()}
+
+    def _done_entries(self) -> list[dict[str, Any]]:
+        return [d for d in self.manifest["inputs"] if d["end"] <= self.resume_from]
+
+    def bad_counts_done(self) -> dict[str, int]:
+        """Records seen and bad in the inputs of `inputs_done()` (they are not read again on resume)."""
+        entries = self._done_entries()
+        return {"seen": sum(d.get("seen", 0) for d in entries), "bad": sum(d.get("bad", 0) for d in entries)}
 
     def _shard_path(self) -> Path:
         return self.out_dir / f"{self.prefix}-{len(self.manifest['shards']):05d}.{self.fmt}"
@@ -158,9 +228,10 @@ class PairWriter:
         if size >= self.shard_bytes:
             self._finish_shard()
 
-    def mark_input(self, name: str) -> None:
-        """Record that input `name` is fully read (its pairs end at the current count)."""
-        self.manifest["inputs"].append({"input": str(name), "end": self.count})
+    def mark_input(self, name: str, *, seen: int = 0, bad: int = 0) -> None:
+        """Record that input `name` is fully read (its pairs end at the current count; it held `seen` records,
+        `bad` of them malformed)."""
+        self.manifest["inputs"].append({"input": str(name), "end": self.count, "seen": seen, "bad": bad})
 
     def _finish_shard(self) -> None:
         if self._raw is None:
@@ -185,7 +256,14 @@ class PairWriter:
         self.manifest["pairs"] = self.count
         self.manifest["done"] = done
         atomic_write_json(self.out_dir / f"{self.prefix}.manifest.json", self.manifest)
+        self.release()
         return self.manifest
+
+    def release(self) -> None:
+        """Let another writer have this folder and prefix (done by `close`; safe to call twice)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def abort(self) -> None:
         """Drop the open shard (its pairs are re-made on resume) and keep the manifest of finished shards."""
@@ -204,6 +282,7 @@ class PairWriter:
             self.close()
         else:
             self.abort()
+            self.release()
 
 
 def list_shards(path: str | os.PathLike[str]) -> list[Path]:
@@ -219,26 +298,27 @@ def list_shards(path: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-def iter_shard(path: str | os.PathLike[str]) -> Iterator[Pair]:
-    """Pairs of one shard file, streamed."""
-    path = Path(path)
-    if path.name.endswith(".parquet"):
-        import pyarrow.parquet as pq
+def iter_shard(path: str | os.PathLike[str], bad: BadRecords | None = None) -> Iterator[Pair]:
+    """Pairs of one shard file, streamed; malformed records go to `bad` (the one policy; default: stop at the
+    first, naming its file and line)."""
+    bad = bad or BadRecords.strict("pair records")
+    parquet = str(path).endswith(".parquet")
+    for obj, where in iter_records(path, bad):
+        try:
+            if parquet and isinstance(obj.get("meta"), str):
+                obj["meta"] = json.loads(obj["meta"])
+            pair = Pair.from_dict(obj, where)
+        except ValueError as exc:  # InputFormatError is one
+            bad.skip(where, str(exc))
+            continue
+        bad.ok()
+        yield pair
 
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
-            for i, row in enumerate(batch.to_pylist()):
-                if isinstance(row.get("meta"), str):
-                    row["meta"] = json.loads(row["meta"])
-                yield Pair.from_dict(row, f"{path}: row {i}")
-    else:
-        for i, obj in enumerate(iter_jsonl(path), start=1):
-            yield Pair.from_dict(obj, f"{path}: record {i}")
 
-
-def iter_pairs(path: str | os.PathLike[str]) -> Iterator[Pair]:
-    """Every pair under a shard folder (or in one shard file), in shard order, streamed."""
+def iter_pairs(path: str | os.PathLike[str], bad: BadRecords | None = None) -> Iterator[Pair]:
+    """Every pair under a shard folder (or in one shard file), in shard order, streamed (bad: see iter_shard)."""
     for shard in list_shards(path):
-        yield from iter_shard(shard)
+        yield from iter_shard(shard, bad)
 
 
 def interleave(streams: Sequence[Iterator[T]], weights: Sequence[float]) -> Iterator[T]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from e5kit.errors import E5kitError
+from e5kit.io.bad_records import DEFAULT_MAX_BAD_FRACTION
 
 
 class ConfigError(E5kitError, ValueError):
@@ -53,7 +54,7 @@ class TrainConfig:
     # data
     max_length: int = 128
     shuffle_buffer: int = 10_000
-    max_bad_fraction: float = 0.01
+    max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION
     query_prefix: str = "query: "
     passage_prefix: str = "passage: "
     # loss
@@ -83,38 +84,64 @@ class TrainConfig:
     eval_tasks: list[str] = field(default_factory=list)
     show_progress: bool = True
 
+    def check_values(self) -> TrainConfig:
+        """Raise ConfigError naming the first value outside its range (checked on load, before any work)."""
+        values = {**{f"fresh.{k}": v for k, v in dataclasses.asdict(self.fresh).items()}, **self.to_dict()}
+        for name, bounds in RANGES.items():
+            _check_range(name, values[name], *bounds)
+        if not self.init and self.fresh.hidden % self.fresh.heads:  # the fresh sizes only count without init
+            raise ConfigError(f"fresh.hidden {self.fresh.hidden} must be a multiple of fresh.heads {self.fresh.heads}")
+        if self.batch_size < 2 and not self.hard_negatives:
+            raise ConfigError(f"batch_size {self.batch_size} leaves no in-batch negative (the loss is always 0 and "
+                              "nothing is learnt): use batch_size >= 2, or hard_negatives >= 1 with pairs that "
+                              "carry 'negatives'")
+        for src in self.sources:
+            if not src.weight > 0:
+                raise ConfigError(f"source {src.name!r}: weight must be > 0, got {src.weight!r}")
+        if self.device not in ("", "cpu") and not self.device.startswith("cuda"):
+            raise ConfigError(f"device must be '', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        return self
+
     def validate(self) -> TrainConfig:
-        """Raise ConfigError naming the first bad value."""
-        positive = ("max_length", "batch_size", "steps", "save_every", "keep_last", "log_every", "shuffle_buffer")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        nonneg = ("chunk_size", "warmup_steps", "hard_negatives", "eval_every", "weight_decay", "max_grad_norm",
-                  "max_minutes")
-        for name in nonneg:
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if not self.temperature > 0:
-            raise ConfigError(f"temperature must be > 0, got {self.temperature!r}")
-        if not 0 <= self.max_bad_fraction <= 1:
-            raise ConfigError(f"max_bad_fraction must be in [0, 1], got {self.max_bad_fraction!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
+        """Raise ConfigError naming the first bad value or missing piece (sources, a model to start from)."""
+        self.check_values()
         if not self.sources:
             raise ConfigError("sources is empty: give at least one {name, paths, weight} entry")
         for src in self.sources:
             if not src.paths:
                 raise ConfigError(f"source {src.name!r} has no paths")
-            if not src.weight > 0:
-                raise ConfigError(f"source {src.name!r}: weight must be > 0, got {src.weight!r}")
         if not self.init and not self.fresh.tokenizer:
             raise ConfigError("give either init (a checkpoint) or fresh.tokenizer (a folder with a vocabulary)")
-        if self.device not in ("", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError(f"device must be '', 'cpu' or 'cuda[:N]', got {self.device!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# Allowed range of each number: (low, high, low excluded, high excluded); None = unbounded.
+RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
+    "max_length": (2, None, False, False), "shuffle_buffer": (1, None, False, False),
+    "max_bad_fraction": (0, 1, False, False), "temperature": (0, 1, True, False),
+    "hard_negatives": (0, None, False, False), "batch_size": (1, None, False, False),
+    "chunk_size": (0, None, False, False), "steps": (1, None, False, False), "max_minutes": (0, None, False, False),
+    "lr": (0, 1, True, False), "warmup_steps": (0, None, False, False), "weight_decay": (0, 1, False, False),
+    "max_grad_norm": (0, None, False, False), "seed": (0, None, False, False), "save_every": (1, None, False, False),
+    "keep_last": (1, None, False, False), "log_every": (1, None, False, False), "eval_every": (0, None, False, False),
+    "fresh.hidden": (1, None, False, False), "fresh.layers": (1, None, False, False),
+    "fresh.heads": (1, None, False, False), "fresh.intermediate": (1, None, False, False),
+    "fresh.max_positions": (2, None, False, False), "fresh.dropout": (0, 1, False, True),
+}
+
+
+def _check_range(name: str, value: float, low: float, high: float | None, low_open: bool, high_open: bool) -> None:
+    above = value > low if low_open else value >= low
+    below = True if high is None else value < high if high_open else value <= high
+    if above and below:  # NaN fails both
+        return
+    if high is None:
+        raise ConfigError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    raise ConfigError(f"{name} must be in {interval}, got {value!r}")
 
 
 def _convert(value: Any, hint: Any, key: str) -> Any:
@@ -189,8 +216,8 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
         # relative data paths in a config file are relative to the file
         for src in data.get("sources") or []:
             if isinstance(src, dict) and isinstance(src.get("paths"), list):
-                src["paths"] = [str(p.parent / s) if not os.path.isabs(s) and (p.parent / s).exists() else s
-                                for s in src["paths"]]
+                src["paths"] = [os.path.abspath(p.parent / s) if not os.path.isabs(s) and (p.parent / s).exists()
+                                else s for s in src["paths"]]
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -202,7 +229,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part} is not a mapping")
         node[parts[-1]] = value  # a string; _convert parses it by the field's type
-    return from_dict(TrainConfig, data)
+    return from_dict(TrainConfig, data).check_values()
 
 
 def save_config(cfg: TrainConfig, path: Path) -> None:

@@ -1,6 +1,6 @@
 """Pair shards as a resumable stream: sources mixed by weight, a seeded shuffle buffer, bad records counted.
 
-Shards are JSONL / JSONL.gz (read with e5kit.io.records.iter_jsonl) or Parquet, one pair per record:
+Shards are JSONL / JSONL.gz or Parquet (read under e5kit.io.bad_records' policy), one pair per record:
 {"query": str, "passage": str, "source"?: str, "negatives"?: [str, ...]}. Nothing is read whole: each
 source reads its files one record at a time, cycling over them (file order reshuffled each epoch), and
 the stream keeps at most `buffer_size` pairs. `state()` captures everything needed to continue exactly
@@ -10,7 +10,6 @@ where it stopped (reader positions, buffer, RNG, bad-record counts), so a resume
 from __future__ import annotations
 
 import glob
-import logging
 import os
 import random
 from collections.abc import Iterator, Sequence
@@ -20,56 +19,13 @@ from typing import Any
 
 from e5kit.data.pairs import Pair
 from e5kit.errors import InputFormatError
-from e5kit.io.records import detect_format, iter_jsonl
-
-log = logging.getLogger(__name__)
-
-MIN_SEEN_FOR_FRACTION = 100  # the bad fraction is judged once this many records were seen (or a file ended)
+from e5kit.io.bad_records import DEFAULT_MAX_BAD_FRACTION, BadRecords, iter_records
+from e5kit.io.records import detect_format
 
 
-class BadRecords:
-    """Counts records seen and skipped; logs each skip with file and line; fails above a set fraction."""
-
-    def __init__(self, max_fraction: float, log_path: Path | None = None, max_logged: int = 20) -> None:
-        self.max_fraction = max_fraction
-        self.log_path = log_path
-        self.max_logged = max_logged
-        self.seen = 0
-        self.bad = 0
-
-    def ok(self) -> None:
-        self.seen += 1
-
-    def skip(self, where: str, reason: str) -> None:
-        self.seen += 1
-        self.bad += 1
-        if self.bad <= self.max_logged:
-            log.warning("skipped malformed pair at %s: %s", where, reason)
-        if self.log_path is not None:
-            with open(self.log_path, "a", encoding="utf-8") as fh:
-                fh.write(f"{where}\t{reason}\n")
-        if self.seen >= MIN_SEEN_FOR_FRACTION:
-            self.check()
-
-    def check(self) -> None:
-        """Raise InputFormatError when the skipped share exceeds `max_fraction`."""
-        if self.seen and self.bad / self.seen > self.max_fraction:
-            where = f" (listed in {self.log_path})" if self.log_path else ""
-            raise InputFormatError(
-                f"{self.bad} of {self.seen} pair records were malformed ({self.bad / self.seen:.1%}), more than "
-                f"max_bad_fraction={self.max_fraction}{where}; fix the shards or raise max_bad_fraction"
-            )
-
-    def state(self) -> dict[str, int]:
-        return {"seen": self.seen, "bad": self.bad}
-
-    def load_state(self, state: dict[str, int]) -> None:
-        self.seen, self.bad = int(state["seen"]), int(state["bad"])
-
-
-def pair_from_record(obj: Any, source: str) -> Pair:
+def pair_from_record(obj: Any, source: str, where: str = "record") -> Pair:
     """A Pair from one decoded record (`source` when it names none), or ValueError saying what is wrong."""
-    pair = Pair.from_dict(obj, "record", default_source=source)
+    pair = Pair.from_dict(obj, where, default_source=source)
     if not pair.query.strip() or not pair.passage.strip():
         raise ValueError("empty 'query' or 'passage'")
     return pair
@@ -95,28 +51,8 @@ def expand_paths(patterns: Sequence[str]) -> list[str]:
 
 
 def _records(path: str, bad: BadRecords, skip: int) -> Iterator[tuple[Any, str]]:
-    """(decoded record, "file:where") pairs, after skipping `skip` records (those are not counted again)."""
-    if detect_format(path) == "parquet":
-        import pyarrow.parquet as pq
-
-        row = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
-            for obj in batch.to_pylist():
-                row += 1
-                if row > skip:
-                    yield obj, f"{path}: row {row}"
-        return
-    json_bad: list[tuple[int, str]] = []
-    for i, obj in enumerate(iter_jsonl(path, skip_bad=True, bad=json_bad), start=1):
-        if i <= skip:
-            json_bad.clear()
-            continue
-        for _, reason in json_bad:
-            bad.skip(reason.split(": malformed")[0], "malformed JSON line")
-        json_bad.clear()
-        yield obj, f"{path}: record {i}"
-    for _, reason in json_bad:
-        bad.skip(reason.split(": malformed")[0], "malformed JSON line")
+    """(decoded record, "file:line") pairs, after skipping `skip` records (those are not counted again)."""
+    return iter_records(path, bad, skip=skip)
 
 
 class SourceReader:
@@ -151,7 +87,7 @@ class SourceReader:
             self.record += 1
             obj, where = item
             try:
-                pair = pair_from_record(obj, self.name)
+                pair = pair_from_record(obj, self.name, where)
             except ValueError as exc:
                 self.bad.skip(where, str(exc))
                 continue
@@ -173,12 +109,13 @@ class PairStream:
     """Endless, seeded, resumable stream of Pairs mixed from weighted sources through a shuffle buffer."""
 
     def __init__(self, sources: Sequence[tuple[str, Sequence[str], float]], *, seed: int = 0,
-                 buffer_size: int = 10_000, max_bad_fraction: float = 0.01, bad_log: Path | None = None) -> None:
+                 buffer_size: int = 10_000, max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+                 bad_log: Path | None = None) -> None:
         if not sources:
             raise InputFormatError("no pair sources given")
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
-        self.bad = BadRecords(max_bad_fraction, bad_log)
+        self.bad = BadRecords(max_bad_fraction, bad_log, what="pair records")
         self.readers = [SourceReader(name, expand_paths(paths), seed=seed, bad=self.bad)
                         for name, paths, _ in sources]
         self.weights = [float(w) for _, _, w in sources]

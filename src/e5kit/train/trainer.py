@@ -15,8 +15,10 @@ from typing import Any
 import torch
 
 from e5kit.data.pairs import Pair
+from e5kit.data.resume import differences
+from e5kit.errors import E5kitError
 from e5kit.model.prompts import add_prefix
-from e5kit.train.config import TrainConfig, save_config
+from e5kit.train.config import ConfigError, TrainConfig, save_config
 from e5kit.train.data import PairStream
 from e5kit.train.distributed import DistInfo, gather_with_grad, init_distributed, local_slice, mean_over_ranks
 from e5kit.train.evalhook import EvalHook
@@ -24,11 +26,25 @@ from e5kit.train.gradcache import GradientCache, TokenBatch, full_batch_backward
 from e5kit.train.init import initial_model, prepare_for_training
 from e5kit.train.loss import ContrastiveOutput, info_nce
 from e5kit.train.metrics import MetricsLog
-from e5kit.train.state import clean_partial, latest, load_state, rng_state, save_training_checkpoint, set_rng_state
+from e5kit.train.state import (
+    clean_partial,
+    describe_run,
+    latest,
+    load_state,
+    new_run_id,
+    remove_run,
+    rng_state,
+    run_id_of,
+    save_training_checkpoint,
+    set_rng_state,
+)
 
 log = logging.getLogger(__name__)
 
 CKPT_DIR = "checkpoints"
+# Settings a resumed run may change: its length and how it checkpoints, logs, evaluates and fits in memory.
+RESUMABLE_CHANGES = ("output_dir", "steps", "max_minutes", "save_every", "keep_last", "log_every", "eval_every",
+                     "eval_tasks", "show_progress", "device", "chunk_size", "gradient_checkpointing")
 
 
 def pair_texts(pairs: list[Pair], cfg: TrainConfig) -> list[list[str]]:
@@ -43,6 +59,9 @@ def pair_texts(pairs: list[Pair], cfg: TrainConfig) -> list[list[str]]:
     if k:
         negs = []
         for i, p in enumerate(pairs):
+            if not p.negatives and len(pairs) < 2:
+                raise ValueError(f"pair {p.id} has no 'negatives' and is alone in its batch: its own passage would "
+                                 "be its negative; give every pair negatives or use batch_size >= 2 per process")
             own = p.negatives or [pairs[(i + 1) % len(pairs)].passage]
             negs.extend(own[j % len(own)] for j in range(k))
         groups.append([add_prefix(n, cfg.passage_prefix, prompts) for n in negs])
@@ -63,36 +82,65 @@ def pick_device(cfg: TrainConfig, info: DistInfo) -> torch.device:
 
 
 class Trainer:
-    """Runs one configured training; `resume=True` continues from the newest complete checkpoint."""
+    """Runs one configured training; `resume=True` continues from the newest complete checkpoint, and
+    `overwrite=True` replaces an earlier run in `output_dir` (without either, a used `output_dir` is refused)."""
 
-    def __init__(self, cfg: TrainConfig, *, resume: bool = False, eval_hook: EvalHook | None = None) -> None:
+    def __init__(self, cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
+                 eval_hook: EvalHook | None = None) -> None:
+        if resume and overwrite:
+            raise ConfigError("resume continues the run in output_dir and overwrite replaces it: choose one")
         self.cfg = cfg.validate()
-        self.resume = resume
+        self.resume, self.overwrite = resume, overwrite
         self.eval_hook = eval_hook
         self.run_dir = Path(cfg.output_dir)
         self.ckpt_root = self.run_dir / CKPT_DIR
+        earlier = describe_run(self.run_dir, self.ckpt_root)
+        if earlier and not (resume or overwrite):
+            raise E5kitError(f"{self.run_dir} holds a training run ({earlier}); pass --resume to continue it or "
+                             "--overwrite to replace it (resume=True / overwrite=True in Python), or choose "
+                             "another output_dir")
+        self.run_id = new_run_id()
 
     # -- set-up -------------------------------------------------------------------------------------
+    def _resume_state(self) -> tuple[Path | None, dict[str, Any] | None]:
+        """The checkpoint to resume from and its state, refused when it was trained with other settings."""
+        folder = latest(self.ckpt_root)
+        if folder is None:
+            log.warning("--resume: no checkpoint in %s; starting from the beginning", self.ckpt_root)
+            return None, None
+        state = load_state(folder)
+        diffs = differences(state.get("config", {}), self.cfg.to_dict(), ignore=RESUMABLE_CHANGES)
+        if diffs:
+            raise ConfigError(f"--resume: {folder} was trained with other settings: {'; '.join(diffs)}. Resume with "
+                              f"the same settings (only {', '.join(RESUMABLE_CHANGES)} may change), or start a new "
+                              "run (another output_dir, or --overwrite)")
+        self.run_id = run_id_of(folder) or self.run_id
+        return folder, state
+
+    def _prepare_run_dir(self) -> None:
+        if self.overwrite:
+            removed = remove_run(self.run_dir, self.ckpt_root)
+            if removed:
+                log.warning("--overwrite: removed the earlier run in %s (%d checkpoints and files)", self.run_dir,
+                            len(removed))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for p in clean_partial(self.ckpt_root):
+            log.warning("removed an incomplete checkpoint left by a killed run: %s", p)
+
     def _setup(self) -> int:
         cfg = self.cfg
         self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.info = init_distributed(self.device.type)
         self.device = pick_device(cfg, self.info)
-        self.model, self.tokenizer = initial_model(cfg)
-        start, state = 0, None
         if self.info.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            for p in clean_partial(self.ckpt_root):
-                log.warning("removed an incomplete checkpoint left by a killed run: %s", p)
-        if self.resume:
-            folder = latest(self.ckpt_root)
-            if folder is None:
-                log.warning("--resume: no checkpoint in %s; starting from the beginning", self.ckpt_root)
-            else:
-                state = load_state(folder)
-                start = int(state["step"])
-                self._load_weights(folder)
-                log.info("resuming from %s (step %d)", folder, start)
+            self._prepare_run_dir()
+        folder, state = self._resume_state() if self.resume else (None, None)
+        self.model, self.tokenizer = initial_model(cfg)
+        start = 0
+        if folder is not None and state is not None:
+            start = int(state["step"])
+            self._load_weights(folder)
+            log.info("resuming from %s (step %d)", folder, start)
         prepare_for_training(self.model, cfg)
         self.model.to(self.device)
         self.net: torch.nn.Module = self.model
@@ -181,7 +229,7 @@ class Trainer:
             state = {"step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "rng": rng_state(), "data": self.stream.state(), "config": self.cfg.to_dict()}
             folder = save_training_checkpoint(self.ckpt_root, step, write_model=write_model, state=state,
-                                              keep_last=self.cfg.keep_last)
+                                              keep_last=self.cfg.keep_last, run_id=self.run_id)
         if self.info.enabled:
             torch.distributed.barrier()
         return folder
@@ -236,9 +284,13 @@ class Trainer:
         if self.stream.bad.bad and main:
             log.warning("skipped %d malformed of %d pair records (see %s)", self.stream.bad.bad,
                         self.stream.bad.seen, self.run_dir / "bad_records.log")
-        return latest(self.ckpt_root) or self.ckpt_root
+        return last or latest(self.ckpt_root) or self.ckpt_root  # the checkpoint this run wrote last
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, eval_hook: EvalHook | None = None) -> Path:
-    """Run a training described by `cfg`; returns the final checkpoint folder (E5-loadable)."""
-    return Trainer(cfg, resume=resume, eval_hook=eval_hook).run()
+def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
+          eval_hook: EvalHook | None = None) -> Path:
+    """Run a training described by `cfg`; returns the final checkpoint folder (E5-loadable).
+
+    An `output_dir` that holds an earlier run is refused unless `resume` (continue it, with the same
+    settings) or `overwrite` (delete its checkpoints, metrics and logs first)."""
+    return Trainer(cfg, resume=resume, overwrite=overwrite, eval_hook=eval_hook).run()

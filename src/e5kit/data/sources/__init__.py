@@ -3,7 +3,10 @@
 `iter_file(path, **options)` (pairs of one input file, so a build resumes and splits per file) or
 `iter_inputs(paths, **options)` (sources whose pairs join several files). Local corpora also define
 `default_inputs()` and `APT_PACKAGES` so they can find (and install, e5kit.data.apt_install) their
-files; `expand_folder(folder)`, where defined, picks a folder's input files."""
+files; `expand_folder(folder)`, where defined, picks a folder's input files. A builder that reads records
+(JSON lines, data lines) takes the keyword `bad`, the bad-record policy of e5kit.io.bad_records: it reports each
+record with `bad.ok()` or `bad.skip(where, reason)` (None: stop at the first malformed record). Every other
+keyword-only parameter is a user option (`--option KEY=VALUE`), its default's type checked."""
 
 from __future__ import annotations
 

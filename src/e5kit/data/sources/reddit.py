@@ -15,15 +15,34 @@ from pathlib import Path
 
 from e5kit.data.dumps import open_dump_text
 from e5kit.data.pairs import Pair, clean_space
-from e5kit.io.records import iter_jsonl
+from e5kit.io.bad_records import BadRecords, iter_records
 
 NAME = "reddit"
 _GONE = {"[deleted]", "[removed]", ""}
 
 
-def _records(path: Path) -> Iterator[dict]:
-    # Pushshift dumps hold a few broken lines; skipping them is the norm
-    yield from iter_jsonl(path, skip_bad=True, opener=open_dump_text)
+def _records(path: Path, bad: BadRecords) -> Iterator[dict]:
+    """Records with the fields the join reads, typed; Pushshift dumps hold a few broken lines, which the
+    bad-record policy counts (and tolerates up to its fraction)."""
+    for obj, where in iter_records(path, bad, opener=open_dump_text):
+        problem = _check(obj)
+        if problem:
+            bad.skip(where, problem)
+            continue
+        bad.ok()
+        yield obj
+
+
+def _check(obj: dict) -> str | None:
+    """What is wrong with a submission or comment record's types, or None."""
+    for name in ("title", "selftext", "body", "id", "link_id", "parent_id", "subreddit"):
+        value = obj.get(name)
+        if value is not None and not isinstance(value, str):
+            return f"field {name!r} must be a string, got {type(value).__name__}"
+    score = obj.get("score")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float)) or score != int(score)):
+        return f"field 'score' must be an integer, got {score!r}"
+    return None
 
 
 def _base36_id(value: str) -> str:
@@ -31,13 +50,14 @@ def _base36_id(value: str) -> str:
 
 
 def iter_inputs(paths: Sequence[str | os.PathLike[str]], *, min_score: int = 1, max_comment_chars: int = 4096,
-                workdir: str | None = None) -> Iterator[Pair]:
+                workdir: str | None = None, bad: BadRecords | None = None) -> Iterator[Pair]:
+    bad = bad or BadRecords.strict("input records")
     with tempfile.TemporaryDirectory(dir=workdir, prefix="e5kit-reddit-") as tmp:
         db = sqlite3.connect(Path(tmp) / "join.sqlite")
         db.execute("CREATE TABLE post (id TEXT PRIMARY KEY, text TEXT, subreddit TEXT)")
         db.execute("CREATE TABLE best (link TEXT PRIMARY KEY, score INTEGER, body TEXT, id TEXT)")
         for path in paths:
-            for obj in _records(Path(path)):
+            for obj in _records(Path(path), bad):
                 if "title" in obj:
                     text = clean_space(f"{obj.get('title') or ''} {_keep(obj.get('selftext'))}")
                     db.execute("INSERT OR IGNORE INTO post VALUES (?, ?, ?)",

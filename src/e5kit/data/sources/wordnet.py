@@ -12,6 +12,7 @@ from e5kit.data.apt_install import apt_install
 from e5kit.data.dumps import open_dump_text
 from e5kit.data.pairs import Pair, clean_space
 from e5kit.errors import InputFormatError
+from e5kit.io.bad_records import BadRecords
 
 NAME = "wordnet"
 WORDNET_DIR = Path("/usr/share/wordnet")
@@ -40,13 +41,18 @@ def parse_line(line: str) -> tuple[list[str], str, str] | None:
     return lemmas, _POS.get(fields[2], fields[2]), clean_space(gloss)
 
 
-def iter_file(path: str | os.PathLike[str]) -> Iterator[Pair]:
+def iter_file(path: str | os.PathLike[str], *, bad: BadRecords | None = None) -> Iterator[Pair]:
+    bad = bad or BadRecords.strict("input records")
     with open_dump_text(path) as fh:
         for lineno, line in enumerate(fh, start=1):
             try:
                 parsed = parse_line(line)
             except (ValueError, IndexError) as exc:
-                raise InputFormatError(f"{path}:{lineno}: {exc}") from exc
-            if parsed and parsed[0] and parsed[2]:
+                bad.skip(f"{path}:{lineno}", str(exc))
+                continue
+            if parsed is None:  # a license header line
+                continue
+            bad.ok()
+            if parsed[0] and parsed[2]:
                 lemmas, pos, gloss = parsed
                 yield Pair(lemmas[0], gloss, NAME, {"lemmas": lemmas, "pos": pos})
