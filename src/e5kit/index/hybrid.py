@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from e5kit.index.corpus import CorpusFields, iter_corpus
 from e5kit.index.fusion import rrf, weighted
 from e5kit.index.layout import IndexFormatError
 from e5kit.index.store import DenseIndex
@@ -34,13 +33,8 @@ def build_bm25(
     """Build and save a BM25 index over the dense index's corpus (same ids, same order)."""
     from e5kit.index.bm25 import BM25Index
 
-    sources = [Path(p) for p in dense.manifest["complete"]["sources"]]
-    missing = [str(p) for p in sources if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"the corpus files this index was built from are gone: {', '.join(missing)}")
-    s = dense.settings
     ids, texts = [], []
-    for rec in iter_corpus(sources, fields=CorpusFields(**s.fields), skip_empty=s.skip_empty):
+    for rec in dense.corpus_records():
         ids.append(rec.id)
         texts.append(rec.text)
     if len(ids) != len(dense) or ids != dense.ids_of(range(len(dense))):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from e5kit.errors import E5kitError
 
@@ -43,6 +44,15 @@ class Source:
 
 
 @dataclass
+class Distill:
+    """Distillation from a cross-encoder's `teacher_scores` (E5 fine-tuning): loss = KL(teacher || student) over
+    each query's [positive + hard negatives] + alpha x InfoNCE. SimLM's recipe: alpha 0.2, teacher scores as is."""
+
+    alpha: float = 0.2
+    teacher_temperature: float = 1.0
+
+
+@dataclass
 class TrainConfig:
     """Everything a run needs. Defaults follow E5 pre-training where it makes sense on one machine."""
 
@@ -52,6 +62,7 @@ class TrainConfig:
     sources: list[Source] = field(default_factory=list)
     # data
     max_length: int = 128
+    query_max_length: int = 0  # tokens per query; 0 = max_length (E5 fine-tuning: queries 32, passages 144)
     shuffle_buffer: int = 10_000
     max_bad_fraction: float = 0.01
     query_prefix: str = "query: "
@@ -60,6 +71,7 @@ class TrainConfig:
     temperature: float = 0.01
     symmetric: bool = False
     hard_negatives: int = 0  # explicit negatives per query taken from each pair's `negatives`
+    distill: Distill | None = None  # e.g. {alpha: 0.2, teacher_temperature: 1.0}; needs hard_negatives >= 1
     # optimisation
     batch_size: int = 32  # global contrastive batch (pairs), summed over all ranks
     chunk_size: int = 0  # GradCache chunk (pairs per forward); 0 = whole local batch at once
@@ -90,12 +102,20 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         nonneg = ("chunk_size", "warmup_steps", "hard_negatives", "eval_every", "weight_decay", "max_grad_norm",
-                  "max_minutes")
+                  "max_minutes", "query_max_length")
         for name in nonneg:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature!r}")
+        if self.distill is not None:
+            if self.hard_negatives < 1:
+                raise ConfigError("distill needs hard_negatives >= 1: the teacher scores each query's positive and "
+                                  "its hard negatives")
+            if not self.distill.alpha >= 0:
+                raise ConfigError(f"distill.alpha must be >= 0, got {self.distill.alpha!r}")
+            if not self.distill.teacher_temperature > 0:
+                raise ConfigError(f"distill.teacher_temperature must be > 0, got {self.distill.teacher_temperature!r}")
         if not 0 <= self.max_bad_fraction <= 1:
             raise ConfigError(f"max_bad_fraction must be in [0, 1], got {self.max_bad_fraction!r}")
         if not self.lr > 0:
@@ -120,6 +140,11 @@ class TrainConfig:
 def _convert(value: Any, hint: Any, key: str) -> Any:
     """`value` (from YAML or a flag string) as type `hint`, or ConfigError naming `key`."""
     origin = get_origin(hint)
+    if origin in (Union, types.UnionType):  # X | None: None (YAML null, "null", "none") or an X
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("null", "none", "~")):
+            return None
+        (inner,) = [a for a in get_args(hint) if a is not type(None)]
+        return _convert(value, inner, key)
     if dataclasses.is_dataclass(hint):
         if isinstance(value, str):
             import yaml
