@@ -15,7 +15,8 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules, in the order `--help` lists them.
-COMMANDS = ("encode", "similarity", "search", "eval", "report", "bench", "index", "pairs", "train", "plot", "serve")
+COMMANDS = ("encode", "similarity", "search", "eval", "report", "bench", "index", "pairs", "mine", "train", "plot",
+            "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -53,6 +53,11 @@ def print_consistency_report(rep: dict[str, Any], out: Any) -> None:
     print(f"kept {rep['kept']} of {rep['input']} pairs under {out}")
 
 
+def print_mine_report(report: Any) -> None:
+    """`e5kit mine`: the summary line, and where the pairs and the report are."""
+    print(report.summary())
+
+
 def print_pair_stats(st: dict[str, Any]) -> None:
     print(f"{st['pairs']} pairs")
     for source, c in st["sources"].items():

@@ -1,10 +1,12 @@
 """The pair record: built by `data`, filtered, written to shards and read by `train` (one definition).
 
-Fields: `query`, `passage`, `source`, `id` (content hash), optional `meta` and optional `negatives`."""
+Fields: `query`, `passage`, `source`, `id` (content hash), optional `meta`, optional `negatives` (hard negative
+passages) and optional `teacher_scores` (a cross-encoder's scores of [passage, *negatives], for distillation)."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -46,6 +48,7 @@ class Pair:
     meta: dict[str, Any] = field(default_factory=dict)
     negatives: list[str] | None = None
     id: str = ""
+    teacher_scores: list[float] | None = None  # [positive, *negatives], aligned with `negatives`
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -57,6 +60,8 @@ class Pair:
             d["meta"] = self.meta
         if self.negatives:
             d["negatives"] = list(self.negatives)
+        if self.teacher_scores is not None:
+            d["teacher_scores"] = list(self.teacher_scores)
         return d
 
     @classmethod
@@ -77,4 +82,20 @@ class Pair:
             raise InputFormatError(f"{where}: 'meta' must be an object")
         if negatives is not None and not (isinstance(negatives, list) and all(isinstance(n, str) for n in negatives)):
             raise InputFormatError(f"{where}: 'negatives' must be a list of strings")
-        return cls(obj["query"], obj["passage"], source, meta, negatives, str(obj.get("id") or ""))
+        return cls(obj["query"], obj["passage"], source, meta, negatives, str(obj.get("id") or ""),
+                   _teacher_scores(obj.get("teacher_scores"), negatives, where))
+
+
+def _teacher_scores(value: Any, negatives: list[str] | None, where: str) -> list[float] | None:
+    """Validated teacher scores: finite numbers, one for the passage and one per negative."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise InputFormatError(f"{where}: 'teacher_scores' must be a list of numbers")
+    want = 1 + len(negatives or [])
+    if len(value) != want:
+        raise InputFormatError(f"{where}: 'teacher_scores' has {len(value)} values; expected {want} "
+                               "(the passage, then one per negative)")
+    if not all(math.isfinite(v) for v in value):
+        raise InputFormatError(f"{where}: 'teacher_scores' must be finite numbers")
+    return [float(v) for v in value]

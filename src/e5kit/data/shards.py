@@ -112,7 +112,8 @@ class _ParquetSink:
         self._pa = pa
         self.schema = pa.schema([("id", pa.string()), ("query", pa.string()), ("passage", pa.string()),
                                  ("source", pa.string()), ("meta", pa.string()),
-                                 ("negatives", pa.list_(pa.string()))])
+                                 ("negatives", pa.list_(pa.string())),
+                                 ("teacher_scores", pa.list_(pa.float64()))])
         self.writer = pq.ParquetWriter(raw, self.schema, compression="zstd")
         self.rows: list[dict[str, Any]] = []
         self.rows_per_group = rows_per_group
@@ -121,7 +122,7 @@ class _ParquetSink:
     def add(self, pair: Pair) -> None:
         self.rows.append({"id": pair.id, "query": pair.query, "passage": pair.passage, "source": pair.source,
                           "meta": json.dumps(pair.meta, ensure_ascii=False) if pair.meta else None,
-                          "negatives": pair.negatives})
+                          "negatives": pair.negatives, "teacher_scores": pair.teacher_scores})
         self.pending_bytes += len(pair.query) + len(pair.passage) + 64
         if len(self.rows) >= self.rows_per_group:
             self.flush()

@@ -185,6 +185,16 @@ class BM25Index:
             out_ids.append([self.ids[j] for j in order])
         return scores, out_ids
 
+    def score_ids(self, query: str, ids: Sequence[str]) -> np.ndarray:
+        """BM25 scores (float32) of `query` for the documents `ids`, in that order; an unknown id raises KeyError."""
+        if not hasattr(self, "_position"):
+            self._position = {doc: i for i, doc in enumerate(self.ids)}
+        rows = [self._position[i] for i in ids]
+        (toks,) = self._tokenizer.tokenize([query], update_vocab=False, show_progress=False, return_as="ids")
+        if not toks or not rows:
+            return np.zeros(len(rows), dtype=np.float32)
+        return np.asarray(self._retriever.get_scores_from_ids(list(toks)), dtype=np.float32)[rows]
+
     def save(self, folder: str | os.PathLike[str]) -> Path:
         """Write the index (bm25s arrays and vocabulary, ids, parameters) into `folder`, replacing it whole:
         it is written beside it first, so a crash leaves the old index or the new one."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from e5kit.index.build import build_index
-from e5kit.index.corpus import BEIR_FIELDS, CorpusFields, files_digest, iter_corpus, resolve_corpus
+from e5kit.index.corpus import BEIR_FIELDS, CorpusFields, files_digest, resolve_corpus
 from e5kit.index.layout import IndexFormatError, IndexLayout
 from e5kit.index.store import DenseIndex, Hit
 from e5kit.io.records import TextRecord
@@ -133,13 +133,11 @@ def search_corpus(corpus: Any, queries: Sequence[str], *, model: Any, k: int = 1
 
 def fetch_records(index: DenseIndex, rows: set[int]) -> dict[int, TextRecord]:
     """The corpus records at some rows, read back from the index's source files in one streaming pass."""
-    s = index.settings
-    files = [Path(p) for p in index.manifest["complete"]["sources"]]
     found: dict[int, TextRecord] = {}
-    if not rows or not all(p.is_file() for p in files):
+    if not rows or not all(p.is_file() for p in index.corpus_files):
         return found
     last = max(rows)
-    for row, rec in enumerate(iter_corpus(files, fields=CorpusFields(**s.fields), skip_empty=s.skip_empty)):
+    for row, rec in enumerate(index.corpus_records()):
         if row in rows:
             found[row] = rec
         if row >= last:

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from e5kit.index.corpus import CorpusFields, iter_corpus
 from e5kit.index.fusion import rrf, weighted
 from e5kit.index.layout import IndexFormatError, read_json
 from e5kit.index.store import DenseIndex
@@ -44,13 +43,8 @@ def build_bm25(dense: DenseIndex, *, k1: float = 0.9, b: float = 0.4, overwrite:
             raise IndexFormatError(
                 f"{bm25_folder(dense)} exists (k1={meta.get('k1')}, b={meta.get('b')}); pass --overwrite "
                 "(overwrite=True) to replace it")
-    sources = [Path(p) for p in dense.manifest["complete"]["sources"]]
-    missing = [str(p) for p in sources if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"the corpus files this index was built from are gone: {', '.join(missing)}")
-    s = dense.settings
     ids, texts = [], []
-    for rec in iter_corpus(sources, fields=CorpusFields(**s.fields), skip_empty=s.skip_empty):
+    for rec in dense.corpus_records():
         ids.append(rec.id)
         texts.append(rec.text)
     if len(ids) != len(dense) or ids != dense.ids_of(range(len(dense))):

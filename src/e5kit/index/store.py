@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from e5kit.index.corpus import CorpusFields, iter_corpus
 from e5kit.index.exact import DEFAULT_BLOCK, topk_blocks
 from e5kit.index.layout import IndexFormatError, IndexLayout, IndexSettings, ShardMeta, dequantize, how_to_set
+from e5kit.io.records import TextRecord
 
 VECTOR_KINDS = ("float", "int8", "binary")
 SCORE_SLACK = 1e-2  # float16 storage and rounding keep a unit vector's |cosine| well within 1 + this
@@ -76,6 +78,20 @@ class DenseIndex:
     @property
     def folder(self) -> Path:
         return self.layout.folder
+
+    @property
+    def corpus_files(self) -> list[Path]:
+        """The corpus files this index was built from, in order."""
+        return [Path(p) for p in self.manifest["complete"]["sources"]]
+
+    def corpus_records(self) -> Iterator[TextRecord]:
+        """The indexed documents in row order, read back from the corpus files with the index's fields and
+        empty-text rule (the texts that were encoded). Files gone since the build are an error."""
+        missing = [str(p) for p in self.corpus_files if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"the corpus files {self.folder} was built from are gone: {', '.join(missing)}")
+        s = self.settings
+        return iter_corpus(self.corpus_files, fields=CorpusFields(**s.fields), skip_empty=s.skip_empty)
 
     def check_model(self, model: Any) -> None:
         """Raise unless `model` has the exact weights and settings that made this index; the message lists

@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from e5kit.errors import E5kitError
 from e5kit.io.bad_records import DEFAULT_MAX_BAD_FRACTION
@@ -44,6 +45,15 @@ class Source:
 
 
 @dataclass
+class Distill:
+    """Distillation from a cross-encoder's `teacher_scores` (E5 fine-tuning): loss = KL(teacher || student) over
+    each query's [positive + hard negatives] + alpha x InfoNCE. SimLM's recipe: alpha 0.2, teacher scores as is."""
+
+    alpha: float = 0.2
+    teacher_temperature: float = 1.0
+
+
+@dataclass
 class TrainConfig:
     """Everything a run needs. Defaults follow E5 pre-training where it makes sense on one machine."""
 
@@ -53,6 +63,7 @@ class TrainConfig:
     sources: list[Source] = field(default_factory=list)
     # data
     max_length: int = 128
+    query_max_length: int = 0  # tokens per query; 0 = max_length (E5 fine-tuning: queries 32, passages 144)
     shuffle_buffer: int = 10_000
     max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION
     query_prefix: str = "query: "
@@ -61,6 +72,7 @@ class TrainConfig:
     temperature: float = 0.01
     symmetric: bool = False
     hard_negatives: int = 0  # explicit negatives per query taken from each pair's `negatives`
+    distill: Distill | None = None  # e.g. {alpha: 0.2, teacher_temperature: 1.0}; needs hard_negatives >= 1
     # optimisation
     batch_size: int = 32  # global contrastive batch (pairs), summed over all ranks
     chunk_size: int = 0  # GradCache chunk (pairs per forward); 0 = whole local batch at once
@@ -105,6 +117,14 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first bad value or missing piece (sources, a model to start from)."""
         self.check_values()
+        if self.distill is not None:
+            if self.hard_negatives < 1:
+                raise ConfigError("distill needs hard_negatives >= 1: the teacher scores each query's positive and "
+                                  "its hard negatives")
+            if not self.distill.alpha >= 0:
+                raise ConfigError(f"distill.alpha must be >= 0, got {self.distill.alpha!r}")
+            if not self.distill.teacher_temperature > 0:
+                raise ConfigError(f"distill.teacher_temperature must be > 0, got {self.distill.teacher_temperature!r}")
         if not self.sources:
             raise ConfigError("sources is empty: give at least one {name, paths, weight} entry")
         for src in self.sources:
@@ -127,6 +147,7 @@ RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
     "lr": (0, 1, True, False), "warmup_steps": (0, None, False, False), "weight_decay": (0, 1, False, False),
     "max_grad_norm": (0, None, False, False), "seed": (0, None, False, False), "save_every": (1, None, False, False),
     "keep_last": (1, None, False, False), "log_every": (1, None, False, False), "eval_every": (0, None, False, False),
+    "query_max_length": (0, None, False, False),
     "fresh.hidden": (1, None, False, False), "fresh.layers": (1, None, False, False),
     "fresh.heads": (1, None, False, False), "fresh.intermediate": (1, None, False, False),
     "fresh.max_positions": (2, None, False, False), "fresh.dropout": (0, 1, False, True),
@@ -147,6 +168,11 @@ def _check_range(name: str, value: float, low: float, high: float | None, low_op
 def _convert(value: Any, hint: Any, key: str) -> Any:
     """`value` (from YAML or a flag string) as type `hint`, or ConfigError naming `key`."""
     origin = get_origin(hint)
+    if origin in (Union, types.UnionType):  # X | None: None (YAML null, "null", "none") or an X
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("null", "none", "~")):
+            return None
+        (inner,) = [a for a in get_args(hint) if a is not type(None)]
+        return _convert(value, inner, key)
     if dataclasses.is_dataclass(hint):
         if isinstance(value, str):
             import yaml

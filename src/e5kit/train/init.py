@@ -56,3 +56,14 @@ def prepare_for_training(model: torch.nn.Module, cfg: TrainConfig) -> torch.nn.M
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train(cfg.dropout)
     return model
+
+
+def inference_max_length(cfg: TrainConfig, model: torch.nn.Module) -> int:
+    """The max_seq_length saved with checkpoints: the init checkpoint's own when it has one (fine-tuning keeps
+    how the model is used: all-MiniLM-L6-v2 stays at 256), else min(512, the model's positions)."""
+    positions = min(512, int(model.config.max_position_embeddings))
+    if cfg.init:
+        from e5kit.model.checkpoint import read_checkpoint
+
+        return min(int(read_checkpoint(cfg.init).max_seq_length), positions)
+    return positions

@@ -18,12 +18,14 @@ from e5kit.data.pairs import Pair
 from e5kit.data.resume import differences
 from e5kit.errors import E5kitError
 from e5kit.model.prompts import add_prefix
+from e5kit.train.batching import DistinctBatches
 from e5kit.train.config import ConfigError, TrainConfig, save_config
 from e5kit.train.data import PairStream
+from e5kit.train.distill import distill_loss, teacher_matrix
 from e5kit.train.distributed import DistInfo, gather_with_grad, init_distributed, local_slice, mean_over_ranks
 from e5kit.train.evalhook import EvalHook
 from e5kit.train.gradcache import GradientCache, TokenBatch, full_batch_backward
-from e5kit.train.init import initial_model, prepare_for_training
+from e5kit.train.init import inference_max_length, initial_model, prepare_for_training
 from e5kit.train.loss import ContrastiveOutput, info_nce
 from e5kit.train.metrics import MetricsLog
 from e5kit.train.state import (
@@ -155,9 +157,9 @@ class Trainer:
 
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, cfg.warmup_steps, cfg.steps)
         bad_log = self.run_dir / "bad_records.log" if self.info.is_main else None
-        self.stream = PairStream([(s.name, s.paths, s.weight) for s in cfg.sources], seed=cfg.seed,
-                                 buffer_size=cfg.shuffle_buffer, max_bad_fraction=cfg.max_bad_fraction,
-                                 bad_log=bad_log)
+        self.stream = DistinctBatches(PairStream([(s.name, s.paths, s.weight) for s in cfg.sources], seed=cfg.seed,
+                                                 buffer_size=cfg.shuffle_buffer, max_bad_fraction=cfg.max_bad_fraction,
+                                                 bad_log=bad_log), hard_negatives=cfg.hard_negatives)
         if state is not None:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
@@ -188,6 +190,10 @@ class Trainer:
         q, p = gather_with_grad(reps[0]), gather_with_grad(reps[1])
         negs = gather_with_grad(reps[2]) if len(reps) > 2 else None
         rows = local_slice(q.shape[0], self.info) if self.info.enabled else None  # this rank's queries only
+        if self.cfg.distill is not None:
+            d = self.cfg.distill
+            return distill_loss(q, p, negs, self._teacher, temperature=self.cfg.temperature,
+                                teacher_temperature=d.teacher_temperature, alpha=d.alpha, rows=rows)
         return info_nce(q, p, negatives=negs, temperature=self.cfg.temperature, symmetric=self.cfg.symmetric,
                         rows=rows)
 
@@ -196,7 +202,11 @@ class Trainer:
         cfg, t0 = self.cfg, time.perf_counter()
         torch.manual_seed(cfg.seed * 1_000_003 + step * 7919 + self.info.rank)  # dropout masks: per step and rank
         pairs = self.stream.take(cfg.batch_size)[local_slice(cfg.batch_size, self.info)]
-        batches = [tokenize(self.tokenizer, texts, cfg.max_length, self.device) for texts in pair_texts(pairs, cfg)]
+        lengths = [cfg.query_max_length or cfg.max_length] + [cfg.max_length] * 2
+        batches = [tokenize(self.tokenizer, texts, n, self.device)
+                   for texts, n in zip(pair_texts(pairs, cfg), lengths, strict=False)]
+        if cfg.distill is not None:
+            self._teacher = teacher_matrix(pairs, cfg.hard_negatives).to(self.device)  # this rank's rows
         self.optimizer.zero_grad(set_to_none=True)
         if cfg.chunk_size or self.info.enabled:
             out = self.cache.backward(batches, self._loss)
@@ -210,7 +220,8 @@ class Trainer:
         seconds = time.perf_counter() - t0
         tokens = sum(int(b["attention_mask"].sum()) for b in batches) * self.info.world_size
         return {"loss": loss, "accuracy": accuracy, "lr": lr, "grad_norm": float(norm),
-                "pairs_per_s": cfg.batch_size / seconds, "tokens_per_s": tokens / seconds, "step_seconds": seconds}
+                "pairs_per_s": cfg.batch_size / seconds, "tokens_per_s": tokens / seconds, "step_seconds": seconds,
+                "deferred_twins": self.stream.counts["deferred"], "dropped_twins": self.stream.counts["dropped"]}
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def save(self, step: int) -> Path | None:
@@ -220,7 +231,7 @@ class Trainer:
             from e5kit.model.save import InferenceSpec, write_checkpoint
 
             prompts = {"query": self.cfg.query_prefix, "passage": self.cfg.passage_prefix}
-            max_len = min(512, int(self.model.config.max_position_embeddings))
+            max_len = inference_max_length(self.cfg, self.model)
 
             def write_model(dest: Path) -> None:
                 write_checkpoint(dest, self.model, self.tokenizer, InferenceSpec(max_len, prompts),

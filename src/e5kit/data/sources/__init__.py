@@ -23,6 +23,11 @@ SOURCES = {
     "wordnet": "WordNet data.* files (wordnet-base): (lemma, gloss)",
     "pydocs": "Python documentation HTML (python3-doc): (page + section title, section text)",
     "manpages": "man pages (roff source under /usr/share/man): (NAME line, DESCRIPTION)",
+    # labeled data (fine-tuning)
+    "beir": "BEIR folder with training qrels (corpus, queries, qrels/<split>.tsv): (query, judged document)",
+    "msmarco": "MS MARCO passage files (collection, queries, qrels; or text triples): (query, judged passage)",
+    "dpr": "DPR-style JSON (NQ, TriviaQA): (question, first positive context) + hard negative contexts",
+    "nli": "SNLI / MultiNLI JSON Lines: (premise, entailed hypothesis) + contradictions as negatives",
 }
 
 
