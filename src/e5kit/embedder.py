@@ -44,11 +44,18 @@ class E5:
     default is intfloat/e5-base-unsupervised. `precision` is one of fp32 (exact, default), bf16,
     fp16 (GPU), int8 (CPU, outside the quality budget), auto (fastest inside it); `.precision` is the
     mode in force. `prompts` overrides the prefix policy, e.g. {"query": "query: ", "passage": "passage: "}.
+    BERT-family encoders (E5, multilingual-e5 on XLM-RoBERTa) and Mistral-style decoders (e5-mistral:
+    last-token pooling, EOS appended) load; a checkpoint that ships its own code loads only with
+    `trust_remote_code=True`.
     """
 
     def __init__(self, model: str | os.PathLike[str] = DEFAULT_MODEL, *, device: str | None = None,
                  precision: str | None = None, prompts: Mapping[str, str] | None = None,
-                 max_seq_length: int | None = None, max_tokens_per_batch: int = DEFAULT_MAX_TOKENS) -> None:
+                 max_seq_length: int | None = None, max_tokens_per_batch: int = DEFAULT_MAX_TOKENS,
+                 trust_remote_code: bool = False) -> None:
+        if not isinstance(trust_remote_code, bool):
+            raise TypeError(f"trust_remote_code must be True or False, got {type(trust_remote_code).__name__}")
+        self.trust_remote_code = trust_remote_code
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.checkpoint: Checkpoint = read_checkpoint(model)
@@ -59,8 +66,8 @@ class E5:
                 )
         self.max_seq_length = max_seq_length or self.checkpoint.max_seq_length
         self.policy: PromptPolicy = policy_for(self._family_name(), self.checkpoint.stored_prompts, prompts)
-        tokenizer = load_tokenizer(self.checkpoint, self.max_seq_length)
-        hf_model = load_hf_model(self.checkpoint)
+        tokenizer = load_tokenizer(self.checkpoint, self.max_seq_length, trust_remote_code=trust_remote_code)
+        hf_model = load_hf_model(self.checkpoint, trust_remote_code=trust_remote_code)
         encoder = TransformerEncoder(hf_model, tokenizer.pad_id, self.checkpoint.pooling, self.device,
                                      DTYPES[self.precision], int8=self.precision == "int8")
         self.dim = int(hf_model.config.hidden_size)
@@ -104,11 +111,17 @@ class E5:
         return self.device.type
 
     def info(self) -> dict[str, Any]:
-        """Everything a result or a server's /info needs to say which model made an embedding."""
+        """Everything a result or a server's /info needs to say which model made an embedding, and what it
+        costs: architecture, pooling, dims, backend, parameters and an estimate of memory."""
+        from e5kit.model.encoder import memory_estimate
+
         return {
             "model": self.name, "revision": self.revision, "dim": self.dim, "max_seq_length": self.max_seq_length,
             "precision": self.precision, "device": str(self.device), "prompts": self.prompts,
             "prompt_source": self.policy.source, "pooling": self.checkpoint.pooling,
+            "architecture": self.checkpoint.architecture, "model_type": self.checkpoint.model_type,
+            "backend": self.engine.encoder.backend,
+            **memory_estimate(self.engine.encoder, self.engine.batcher.max_tokens),
         }
 
     def __repr__(self) -> str:
@@ -216,6 +229,7 @@ class E5:
 
         folder = Path(folder)
         check_target(folder, overwrite=overwrite)  # before re-reading weights
-        model = self.engine.encoder.model if self.precision == "fp32" else load_hf_model(self.checkpoint)
+        model = (self.engine.encoder.model if self.precision == "fp32"
+                 else load_hf_model(self.checkpoint, trust_remote_code=self.trust_remote_code))
         spec = InferenceSpec(self.max_seq_length, self.prompts, self.checkpoint.pooling, self.checkpoint.normalize)
         return write_checkpoint(folder, model, self.engine.tokenizer.hf, spec, overwrite=overwrite)

@@ -71,13 +71,13 @@ def test_bad_backend_and_empty_sequences(hf_model):
 
 def test_non_bert_models_fall_back(hf_model):
     class Cfg:
-        model_type = "roberta"
+        model_type = "mistral"
 
     class Fake(torch.nn.Module):
         config = Cfg()
 
-    assert "roberta" in supports_packed(Fake())
-    with pytest.raises(ValueError, match="not 'bert'"):
+    assert "'mistral' is not one of 'bert', 'roberta', 'xlm-roberta'" in supports_packed(Fake())
+    with pytest.raises(ValueError, match="'mistral' is not one of"):
         PackedBert(Fake())
     with pytest.raises(ValueError, match="attention"):
         PackedBert(hf_model, attention="flash")

@@ -83,8 +83,10 @@ def test_non_bert_family_config(broken):
     cfg = json.loads((broken / "config.json").read_text())
     cfg["model_type"] = "gpt2"
     (broken / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ModelLoadError, match="'gpt2', not a BERT-family encoder"):
+    with pytest.raises(ModelLoadError, match="'gpt2', which e5kit does not support") as err:
         E5(broken)
+    for supported in ("bert", "xlm-roberta", "mistral"):  # the message names what would work
+        assert f"{supported}," in str(err.value) or f"{supported})" in str(err.value)
 
 
 def test_missing_weights(broken):

@@ -20,6 +20,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-length", type=int, default=None, metavar="T",
                    help="truncate inputs to T tokens (default: the checkpoint's limit)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--trust-remote-code", action="store_true",
+                   help="allow a checkpoint that ships its own Python code (auto_map) to run it; read it first")
 
 
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -29,6 +31,8 @@ def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         kwargs["max_tokens_per_batch"] = args.batch_tokens
     if args.max_length is not None:
         kwargs["max_seq_length"] = args.max_length
+    if getattr(args, "trust_remote_code", False):
+        kwargs["trust_remote_code"] = True
     return kwargs
 
 

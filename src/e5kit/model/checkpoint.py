@@ -28,11 +28,15 @@ def default_model_name() -> str:
     return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
 # Encoders whose outputs mean-pool like BERT's (E5 is BERT; multilingual-e5 is XLM-R).
 BERT_FAMILY = frozenset({"bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra", "mpnet"})
+# Decoders embedded by their last token with EOS appended (e5-mistral-7b-instruct is Mistral).
+DECODER_FAMILY = frozenset({"mistral"})
+SUPPORTED_TYPES = BERT_FAMILY | DECODER_FAMILY
 WEIGHT_FILES = (
     "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
 )
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "vocab.json")
-POOLING_MODES = frozenset({"mean", "cls"})
+POOLING_MODES = frozenset({"mean", "cls", "last"})
+ST_POOLING = {"mean_tokens": "mean", "cls_token": "cls", "lasttoken": "last"}  # sentence-transformers names
 HUB_PATTERNS = [
     "*.json", "*.txt", "*.model", "model.safetensors", "model.safetensors.index.json",
     "model-*.safetensors", "1_Pooling/*", "2_Normalize/*",
@@ -56,10 +60,22 @@ class Checkpoint:
     normalize: bool = True
     stored_prompts: dict[str, str] = field(default_factory=dict)
     revision: str | None = None  # hub commit, when resolved from the hub
+    remote_code: str | None = None  # why loading would run code shipped in the checkpoint (auto_map), else None
 
     @property
     def model_type(self) -> str:
         return str(self.config.get("model_type", ""))
+
+    @property
+    def is_decoder(self) -> bool:
+        """A causal decoder (Mistral): last-token pooling, EOS appended, no packed fast path."""
+        return self.model_type in DECODER_FAMILY
+
+    @property
+    def architecture(self) -> str:
+        """The model class the config names (e.g. 'XLMRobertaModel'), else its model_type."""
+        names = self.config.get("architectures") or []
+        return str(names[0]) if names else self.model_type
 
     @property
     def hidden_size(self) -> int:
@@ -113,9 +129,9 @@ def _read_json(path: Path, name: str) -> Any:
         raise ModelLoadError(f"model {name!r}: {path.name} is unreadable or not JSON ({exc}). {HOW_TO_FIX}") from exc
 
 
-def _st_modules(folder: Path, name: str) -> tuple[str, bool, int | None]:
-    """Pooling mode, whether a Normalize module follows, and max_seq_length from the ST layout."""
-    pooling, normalize, max_len = "mean", True, None
+def _st_modules(folder: Path, name: str) -> tuple[str | None, bool, int | None]:
+    """Pooling mode (None when not stored), whether a Normalize module follows, and max_seq_length."""
+    pooling, normalize, max_len = None, True, None
     modules_file = folder / "modules.json"
     if not modules_file.exists():
         return pooling, normalize, max_len
@@ -129,7 +145,7 @@ def _st_modules(folder: Path, name: str) -> tuple[str, bool, int | None]:
                 cfg = _read_json(cfg_file, name)
                 modes = [k for k, v in cfg.items() if k.startswith("pooling_mode_") and v]
                 mode = cfg.get("pooling_mode") or (modes[0].removeprefix("pooling_mode_") if modes else "mean_tokens")
-                pooling = {"mean_tokens": "mean", "cls_token": "cls"}.get(mode, mode)
+                pooling = ST_POOLING.get(mode, mode)
     sbert = folder / "sentence_bert_config.json"
     for m in modules:  # old layouts keep it in the transformer module's folder
         if not sbert.exists() and m.get("type", "").endswith("Transformer"):
@@ -171,11 +187,15 @@ def read_checkpoint(model: str | os.PathLike[str]) -> Checkpoint:
     if not config_file.exists():
         raise ModelLoadError(f"model {name!r}: {folder} has no config.json. {HOW_TO_FIX}")
     config = _read_json(config_file, name)
-    if not isinstance(config, dict) or config.get("model_type") not in BERT_FAMILY:
-        found = config.get("model_type") if isinstance(config, dict) else type(config).__name__
+    if not isinstance(config, dict):
         raise ModelLoadError(
-            f"model {name!r} is model_type {found!r}, not a BERT-family encoder "
-            f"(supported: {', '.join(sorted(BERT_FAMILY))})."
+            f"model {name!r}: config.json holds a {type(config).__name__}, not an object. {HOW_TO_FIX}")
+    remote = _remote_code(folder, config, name)
+    if config.get("model_type") not in SUPPORTED_TYPES and not remote:
+        raise ModelLoadError(
+            f"model {name!r} is model_type {config.get('model_type')!r}, which e5kit does not support: not a "
+            f"BERT-family encoder ({', '.join(sorted(BERT_FAMILY))}) nor a decoder it embeds by the last token "
+            f"({', '.join(sorted(DECODER_FAMILY))})."
         )
     weights = next((f for f in WEIGHT_FILES if (folder / f).exists()), None)
     if weights is None:
@@ -186,12 +206,26 @@ def read_checkpoint(model: str | os.PathLike[str]) -> Checkpoint:
             f"model {name!r}: no tokenizer files in {folder} (looked for {', '.join(TOKENIZER_FILES)}). {HOW_TO_FIX}"
         )
     pooling, normalize, st_max = _st_modules(root, name)
-    if pooling not in POOLING_MODES:
-        log.warning("model %r stores pooling %r, which e5kit lacks; using mean pooling as E5 does", name, pooling)
-        pooling = "mean"
+    default_pooling = "last" if config.get("model_type") in DECODER_FAMILY else "mean"
+    if pooling is not None and pooling not in POOLING_MODES:
+        log.warning("model %r stores pooling %r, which e5kit lacks; using %s pooling", name, pooling, default_pooling)
+        pooling = None
     stored = {}
     st_config = root / "config_sentence_transformers.json"
     if st_config.exists():
         stored = dict(_read_json(st_config, name).get("prompts") or {})
     max_len = min(int(st_max), _max_positions(config)) if st_max else _max_positions(config)
-    return Checkpoint(name, folder, config, weights, max_len, pooling, normalize, stored, revision)
+    return Checkpoint(name, folder, config, weights, max_len, pooling or default_pooling, normalize, stored, revision,
+                      remote)
+
+
+def _remote_code(folder: Path, config: dict[str, Any], name: str) -> str | None:
+    """Why this checkpoint would run its own Python code (config or tokenizer auto_map), else None."""
+    tok_cfg = folder / "tokenizer_config.json"
+    for file, cfg in (("config.json", config), ("tokenizer_config.json", _read_json(tok_cfg, name)
+                                                 if tok_cfg.exists() else {})):
+        auto_map = cfg.get("auto_map") if isinstance(cfg, dict) else None
+        if auto_map:
+            classes = list(auto_map) if isinstance(auto_map, dict) else [str(auto_map)]
+            return f"its {file} maps {', '.join(classes)} to Python code shipped in the checkpoint (auto_map)"
+    return None

@@ -1,17 +1,18 @@
-"""The encoder: a Hugging Face BERT-family model plus E5 pooling and normalization."""
+"""The encoder: a Hugging Face model (BERT-family encoder or Mistral-style decoder) plus pooling and norm."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 
 from e5kit.errors import ModelLoadError
 from e5kit.model.checkpoint import HOW_TO_FIX, Checkpoint
 from e5kit.model.pooling import POOLERS, l2_normalize
-from e5kit.model.tokenize import TextTokenizer
+from e5kit.model.tokenize import TextTokenizer, append_eos
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,22 @@ def quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def load_hf_model(ckpt: Checkpoint) -> torch.nn.Module:
-    """transformers AutoModel from the checkpoint folder; pickle weights only with weights_only=True."""
+def check_remote_code(ckpt: Checkpoint, trust_remote_code: bool) -> None:
+    """Refuse a checkpoint that ships its own Python code unless the user said to trust it."""
+    if ckpt.remote_code and not trust_remote_code:
+        raise ModelLoadError(
+            f"model {ckpt.name!r} needs trust_remote_code: {ckpt.remote_code}. Loading it would run that code "
+            f"on this machine with your rights, so e5kit does so only when asked: read the code in {ckpt.path}, "
+            "then pass E5(..., trust_remote_code=True) or --trust-remote-code."
+        )
+
+
+def load_hf_model(ckpt: Checkpoint, *, trust_remote_code: bool = False) -> torch.nn.Module:
+    """transformers AutoModel from the checkpoint folder (SDPA attention, also for decoders); pickle weights
+    only with weights_only=True; checkpoint code only with `trust_remote_code`."""
     from transformers import AutoModel
 
+    check_remote_code(ckpt, trust_remote_code)
     if ckpt.weights_file.startswith("pytorch_model"):
         log.warning(
             "model %r: loading pickle weights %s safely (torch.load weights_only=True); "
@@ -42,7 +55,7 @@ def load_hf_model(ckpt: Checkpoint) -> torch.nn.Module:
     try:
         with quiet_transformers():
             model = AutoModel.from_pretrained(
-                ckpt.path, attn_implementation="sdpa",
+                ckpt.path, attn_implementation="sdpa", trust_remote_code=bool(ckpt.remote_code),
                 use_safetensors=ckpt.weights_file.endswith(("safetensors", "safetensors.index.json")),
             )
     except Exception as exc:
@@ -53,12 +66,20 @@ def load_hf_model(ckpt: Checkpoint) -> torch.nn.Module:
     return model.eval()
 
 
-def load_tokenizer(ckpt: Checkpoint, max_length: int | None = None) -> TextTokenizer:
-    """The checkpoint's fast tokenizer, truncating at `max_length` (default: the checkpoint's limit)."""
+def load_tokenizer(ckpt: Checkpoint, max_length: int | None = None, *,
+                   trust_remote_code: bool = False) -> TextTokenizer:
+    """The checkpoint's fast tokenizer, truncating at `max_length` (default: the checkpoint's limit).
+
+    A decoder's tokenizer is made to end every input with EOS (as e5-mistral's card appends it), so
+    that encoding, token-id framing and a saved copy all agree.
+    """
     from transformers import AutoTokenizer
 
+    check_remote_code(ckpt, trust_remote_code)
     try:
-        hf = AutoTokenizer.from_pretrained(ckpt.path, use_fast=True)
+        hf = AutoTokenizer.from_pretrained(ckpt.path, use_fast=True, trust_remote_code=bool(ckpt.remote_code))
+        if ckpt.is_decoder:
+            append_eos(hf)
     except Exception as exc:
         raise ModelLoadError(
             f"model {ckpt.name!r}: tokenizer files in {ckpt.path} could not be loaded "
@@ -83,10 +104,30 @@ def quantize_int8(module: torch.nn.Module) -> torch.nn.Module:
         return quantize_dynamic(module, spec, inplace=False)
 
 
+_WARNED_SLOW: set[str] = set()
+
+
+def _is_causal(model: torch.nn.Module) -> bool:
+    from e5kit.model.checkpoint import DECODER_FAMILY
+
+    return getattr(model.config, "model_type", None) in DECODER_FAMILY
+
+
+def _warn_slow_decoder(model: torch.nn.Module, device: torch.device) -> None:
+    """Say once per process that a multi-billion-parameter decoder on CPU is slow (it works)."""
+    if device.type != "cpu" or "cpu" in _WARNED_SLOW:
+        return
+    _WARNED_SLOW.add("cpu")
+    params = sum(p.numel() for p in model.parameters())
+    log.warning("a %s decoder (%.2fB parameters) runs on CPU: this works but is slow (a 7B model embeds a "
+                "few texts per second); use a GPU with precision bf16 or fp16 for real corpora",
+                model.config.model_type, params / 1e9)
+
+
 class TransformerEncoder:
     """Runs batches of token ids through the model and pools them to (B, H) float32 embeddings.
 
-    `backend` picks how: ``packed`` (BERT only; no compute on padding except inside attention),
+    `backend` picks how: ``packed`` (BERT and XLM-R; no compute on padding except inside attention),
     ``jagged`` (packed with variable-length attention via nested tensors; best on CUDA), ``hf``
     (the Hugging Face model on right-padded batches; any architecture), ``auto`` (packed when the
     model supports it, else hf). `int8` quantizes the Linear layers (CPU). `model` stays the plain
@@ -106,8 +147,10 @@ class TransformerEncoder:
         self.dtype = dtype
         reason = supports_packed(self.model)
         if backend in ("packed", "jagged") and reason:
-            raise ValueError(f"backend {backend!r} needs a BERT model: {reason}; use backend='hf'")
+            raise ValueError(f"backend {backend!r} needs a BERT or XLM-RoBERTa encoder: {reason}; use backend='hf'")
         self.backend = ("hf" if reason else "packed") if backend == "auto" else backend
+        if _is_causal(self.model):
+            _warn_slow_decoder(self.model, device)
         self.runner: torch.nn.Module = self.model
         if self.backend != "hf":
             self.runner = PackedBert(self.model, attention="jagged" if self.backend == "jagged" else "padded",
@@ -145,3 +188,23 @@ class TransformerEncoder:
         if normalize:
             pooled = l2_normalize(pooled)
         return pooled.cpu() if to_cpu else pooled
+
+
+def memory_estimate(encoder: TransformerEncoder, batch_tokens: int) -> dict[str, Any]:
+    """Parameters and an estimate of memory in MiB: the weights as held (fused or quantized copies
+    included) plus the largest activations of one batch of `batch_tokens` tokens (the FFN's (N, 4H)
+    input, the residual stream, Q/K/V), in the model's dtype. An estimate, not a measurement."""
+    params = sum(p.numel() for p in encoder.model.parameters())
+    held = {id(t): t.numel() * t.element_size()
+            for module in (encoder.model, encoder.runner)
+            for t in (*module.parameters(), *module.buffers())}
+    for layer in getattr(encoder.runner, "layers", []):  # oneDNN's reordered copies of the packed linears
+        for w in getattr(layer, "cpu_weights", None) or []:
+            held[id(w)] = w.numel() * w.element_size()
+    cfg = encoder.model.config
+    hidden = int(getattr(cfg, "hidden_size", 0) or 0)
+    ffn = int(getattr(cfg, "intermediate_size", 0) or 4 * hidden)
+    per_token = (ffn + 5 * hidden) * torch.finfo(encoder.dtype).bits // 8
+    weights_mb, act_mb = sum(held.values()) / 2**20, batch_tokens * per_token / 2**20
+    return {"parameters": params, "weights_mb": round(weights_mb, 1), "activations_mb": round(act_mb, 1),
+            "memory_estimate_mb": round(weights_mb + act_mb, 1)}

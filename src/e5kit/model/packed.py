@@ -1,4 +1,4 @@
-"""BERT forward on packed tokens: no matmul, norm or activation is spent on padding.
+"""BERT / XLM-RoBERTa forward on packed tokens: no matmul, norm or activation is spent on padding.
 
 The Hugging Face model pads every batch to its longest text and runs all layers on the pad
 positions too. Here the real tokens of a batch are concatenated into one (N, H) matrix; linears,
@@ -11,7 +11,9 @@ in one of two ways:
   efficient on CUDA) with no padding at all.
 
 The weights are the checkpoint's own (Q, K and V fused into one matmul); in fp32 the result equals
-the Hugging Face model up to summation order (max |diff| ~1e-6).
+the Hugging Face model up to summation order (max |diff| ~1e-6). RoBERTa-style encoders (XLM-R, so
+multilingual-e5) have the same layers; only their position ids differ: padding_idx + 1 + position,
+counting non-padding tokens only, as transformers' `create_position_ids_from_input_ids` does.
 """
 
 from __future__ import annotations
@@ -24,19 +26,25 @@ import torch
 import torch.nn.functional as F
 
 ATTENTION_MODES = ("padded", "jagged")
+# model_type -> whether positions are offset RoBERTa-style (padding_idx + 1 + non-padding count)
+PACKED_TYPES = {"bert": False, "roberta": True, "xlm-roberta": True, "camembert": True}
 
 
 def supports_packed(hf_model: torch.nn.Module) -> str | None:
     """None when `hf_model` can run packed, else the reason why not (the caller falls back)."""
     cfg = getattr(hf_model, "config", None)
-    if cfg is None or getattr(cfg, "model_type", None) != "bert":
-        return f"model type {getattr(cfg, 'model_type', None)!r} is not 'bert'"
+    if cfg is None or getattr(cfg, "model_type", None) not in PACKED_TYPES:
+        return (f"model type {getattr(cfg, 'model_type', None)!r} is not one of "
+                f"{', '.join(repr(t) for t in PACKED_TYPES)}")
     if getattr(cfg, "position_embedding_type", "absolute") not in (None, "absolute"):
         return f"position_embedding_type {cfg.position_embedding_type!r} is not 'absolute'"
     if getattr(cfg, "hidden_act", "gelu") != "gelu":
         return f"hidden_act {cfg.hidden_act!r} is not 'gelu'"
     if getattr(cfg, "is_decoder", False) or getattr(cfg, "add_cross_attention", False):
         return "decoder / cross-attention BERT"
+    emb = getattr(hf_model, "embeddings", None)
+    if not all(hasattr(emb, a) for a in ("word_embeddings", "position_embeddings", "token_type_embeddings")):
+        return "embeddings lack word, position or token-type tables"
     return None
 
 
@@ -76,7 +84,7 @@ class PackedBatch:
 
 
 class PackedBert(torch.nn.Module):
-    """A BertModel's encoder rebuilt to run on packed tokens; returns pooled (B, H) float32 sums/means.
+    """A BertModel's (or XLMRobertaModel's) encoder rebuilt to run on packed tokens.
 
     `fuse` (CPU, fp32/bf16) lets oneDNN apply bias, GELU and the residual adds inside its GEMMs, on
     weights reordered once at construction (see `fused_cpu_weights`).
@@ -99,12 +107,14 @@ class PackedBert(torch.nn.Module):
         self.word = emb.word_embeddings
         self.position = emb.position_embeddings
         self.register_buffer("type0", emb.token_type_embeddings.weight[0].detach().clone())
+        # RoBERTa-style: positions start at padding_idx + 1 and skip padding tokens
+        self.padding_idx = int(emb.padding_idx) if PACKED_TYPES[cfg.model_type] else None
         self.emb_norm = emb.LayerNorm
         self.layers = torch.nn.ModuleList(_PackedLayer(layer, self.heads, fuse) for layer in hf_model.encoder.layer)
 
     def forward(self, batch: PackedBatch) -> torch.Tensor:
         """Last hidden states of the real tokens only, (N, H) in the model dtype."""
-        x = self.word(batch.input_ids) + self.position(batch.positions) + self.type0  # (N, H)
+        x = self.word(batch.input_ids) + self.position(self.position_ids(batch)) + self.type0  # (N, H)
         x = self.emb_norm(x)
         n = x.shape[0]
         if self.layers and self.layers[0].fused(x):
@@ -114,6 +124,14 @@ class PackedBert(torch.nn.Module):
             x = layer(x, batch, self.attention)
         return x[:n]
 
+    def position_ids(self, batch: PackedBatch) -> torch.Tensor:
+        """(N,) position ids: BERT's 0, 1, ... per text; RoBERTa's padding_idx + count of non-padding so far."""
+        if self.padding_idx is None:
+            return batch.positions
+        real = (batch.input_ids != self.padding_idx).to(torch.long)  # (N,)
+        counts = torch.cumsum(real, 0)
+        before = F.pad(counts, (1, 0))[batch.offsets[:-1]]  # (B,) real tokens before each text starts
+        return (counts - before[batch.seq_id]) * real + self.padding_idx
 
 class _PackedLayer(torch.nn.Module):
     """One BERT layer: fused QKV, attention, output projection, FFN, post-LayerNorms."""
@@ -253,4 +271,9 @@ def packed_cls_pool(hidden: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
     return hidden[batch.offsets[:-1]].float()
 
 
-PACKED_POOLERS = {"mean": packed_mean_pool, "cls": packed_cls_pool}
+def packed_last_pool(hidden: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
+    """Last token of each text -> (B, H) float32."""
+    return hidden[batch.offsets[1:] - 1].float()
+
+
+PACKED_POOLERS = {"mean": packed_mean_pool, "cls": packed_cls_pool, "last": packed_last_pool}

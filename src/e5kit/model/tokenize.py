@@ -22,6 +22,42 @@ class TokenizedTexts:
         return [len(x) for x in self.ids]
 
 
+def special_template(backend: Any) -> tuple[list[int], list[int]]:
+    """Special ids a `tokenizers` backend puts before and after one text's content ([], [] when unclear)."""
+    bare = backend.encode("a", add_special_tokens=False).ids
+    full = backend.encode("a", add_special_tokens=True).ids
+    if len(bare) != 1 or bare[0] not in full:
+        return [], []
+    pos = full.index(bare[0])
+    return full[:pos], full[pos + 1:]
+
+
+def append_eos(hf_tokenizer: Any) -> bool:
+    """Make a (decoder's) fast tokenizer end every text with EOS, as e5-mistral's card does by hand.
+
+    The card tokenizes to max_length - 1 tokens and appends EOS; a template that ends in EOS gives
+    the same ids (truncation keeps special tokens), and it is saved with the tokenizer, so
+    sentence-transformers loading a saved copy appends it too. Returns whether the template changed;
+    raises ValueError for a tokenizer without an EOS token.
+    """
+    from tokenizers.processors import TemplateProcessing
+
+    eos = hf_tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("the decoder's tokenizer has no EOS token, which last-token pooling needs")
+    head, tail = special_template(hf_tokenizer.backend_tokenizer)
+    if tail and tail[-1] == eos:
+        return False
+    ids = [*head, *tail, eos]
+    names = hf_tokenizer.convert_ids_to_tokens(ids)
+    words = [*names[: len(head)], "$A", *names[len(head):]]
+    hf_tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
+        single=" ".join(words), special_tokens=sorted(set(zip(names, ids, strict=True))))
+    if special_template(hf_tokenizer.backend_tokenizer)[1][-1:] != [eos]:
+        raise ValueError("could not make the tokenizer append EOS")
+    return True
+
+
 class TextTokenizer:
     """Wraps a Hugging Face fast tokenizer's Rust backend: same ids as `tokenizer(texts, truncation=True)`.
 
@@ -54,12 +90,7 @@ class TextTokenizer:
     @functools.cached_property
     def template(self) -> tuple[list[int], list[int]]:
         """Special ids before and after the content, read off the tokenizer's own template."""
-        bare = self._untruncated.encode("a", add_special_tokens=False).ids
-        full = self._untruncated.encode("a", add_special_tokens=True).ids
-        if len(bare) != 1 or bare[0] not in full:
-            return [], []
-        pos = full.index(bare[0])
-        return full[:pos], full[pos + 1:]
+        return special_template(self._untruncated)
 
     def full_lengths(self, texts: Sequence[str]) -> list[int]:
         """Token counts without truncation (special tokens included): how far over the limit a text is."""
