@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -97,3 +98,75 @@ def test_saved_files_follow_the_umask(tiny_e5, tmp_path):
     for path in folder.rglob("*"):
         if path.is_file():
             assert path.stat().st_mode & 0o044 == 0o044, f"{path.name} is {oct(path.stat().st_mode)}"
+
+
+# -- issue 15 item 5: the other architectures of the family ---------------------------------------------------
+def test_xlmr_save_loads_in_sentence_transformers_with_equal_vectors(tiny_xlmr, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from tests.model.tiny_family import family_texts
+
+    e5 = E5(tiny_xlmr)
+    folder = e5.save(tmp_path / "saved-xlmr")
+    assert json.loads((folder / "1_Pooling/config.json").read_text())["pooling_mode_mean_tokens"] is True
+    st = SentenceTransformer(str(folder), device="cpu")
+    texts = [t for t in family_texts(80, seed=5) if not t.startswith(("query:", "passage:"))]
+    q_diff = np.abs(st.encode(texts, prompt_name="query") - e5.encode_queries(texts)).max()
+    p_diff = np.abs(st.encode(texts, prompt_name="passage") - e5.encode_passages(texts)).max()
+    print(f"XLM-R saved -> sentence-transformers: max |diff| query {q_diff:.2e}, passage {p_diff:.2e}")
+    assert q_diff <= 1e-5 and p_diff <= 1e-5
+    again = E5(folder)
+    assert again.checkpoint.model_type == "xlm-roberta" and again.engine.encoder.backend == "packed"
+    assert np.abs(again.encode_queries(texts) - e5.encode_queries(texts)).max() <= 1e-6
+
+
+def test_mistral_save_keeps_last_token_pooling_and_eos(tiny_mistral, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from tests.model.tiny_family import family_texts
+
+    e5 = E5(tiny_mistral)
+    folder = e5.save(tmp_path / "saved-mistral")
+    pooling = json.loads((folder / "1_Pooling/config.json").read_text())
+    assert pooling["pooling_mode_lasttoken"] is True and pooling["pooling_mode_mean_tokens"] is False
+    st = SentenceTransformer(str(folder), device="cpu")
+    texts = family_texts(80, seed=6)
+    diff = np.abs(st.encode(texts) - e5.encode(texts)).max()
+    print(f"Mistral saved -> sentence-transformers: max |diff| {diff:.2e}")
+    assert diff <= 1e-5  # the saved tokenizer appends EOS itself, so sentence-transformers gets the same ids
+    eos = st.tokenizer.eos_token_id
+    assert st.tokenize(["protein"])["input_ids"][0, -1].item() == eos
+    again = E5(folder)
+    assert again.checkpoint.pooling == "last"
+    assert np.abs(again.encode(texts) - e5.encode(texts)).max() <= 1e-6
+
+
+def _st_folder(path, pooling_mode: str, out):
+    """A sentence-transformers folder made by sentence-transformers itself from a plain HF checkpoint."""
+    from sentence_transformers import SentenceTransformer, models
+
+    word = models.Transformer(str(path), max_seq_length=48)
+    pool = models.Pooling(word.get_word_embedding_dimension(), pooling_mode=pooling_mode)
+    st = SentenceTransformer(modules=[word, pool, models.Normalize()], device="cpu")
+    st.save(str(out))
+    return SentenceTransformer(str(out), device="cpu")
+
+
+def test_sentence_transformers_folders_of_each_family_load(tiny_xlmr, tiny_mistral, tmp_path):
+    from tests.model.tiny_family import family_texts
+
+    texts = family_texts(60, seed=7)
+    st = _st_folder(tiny_xlmr, "mean", tmp_path / "st-xlmr")
+    e5 = E5(tmp_path / "st-xlmr")
+    assert e5.max_seq_length == 48 and e5.checkpoint.pooling == "mean"
+    assert np.abs(e5.encode(texts) - st.encode(texts)).max() <= 1e-5
+    # e5-mistral's own folder ends every text with EOS in its tokenizer; e5kit reads that folder the same way
+    eos_tok = tmp_path / "mistral-eos"
+    shutil.copytree(tiny_mistral, eos_tok)
+    E5(tiny_mistral).engine.tokenizer.hf.save_pretrained(eos_tok)  # the tokenizer with EOS in its template
+    st = _st_folder(eos_tok, "lasttoken", tmp_path / "st-mistral")
+    e5 = E5(tmp_path / "st-mistral")
+    assert e5.checkpoint.pooling == "last" and e5.max_seq_length == 48
+    diff = np.abs(e5.encode(texts) - st.encode(texts)).max()
+    print(f"sentence-transformers Mistral folder -> e5kit: max |diff| {diff:.2e}")
+    assert diff <= 1e-5
