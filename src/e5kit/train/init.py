@@ -1,4 +1,5 @@
-"""Initial weights for a run: any checkpoint e5kit loads, or a fresh random BERT of given sizes."""
+"""Initial weights for a run: any encoder checkpoint e5kit loads (BERT, XLM-RoBERTa, ...), or a fresh random
+BERT of given sizes."""
 
 from __future__ import annotations
 
@@ -33,14 +34,17 @@ def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, Any]:
     if not cfg.init:
         model, tok = fresh_bert(cfg.fresh, seed=cfg.seed)
     else:
-        from transformers import AutoTokenizer
-
-        from e5kit.model.checkpoint import read_checkpoint
-        from e5kit.model.encoder import load_hf_model
+        from e5kit.model.checkpoint import BERT_FAMILY, read_checkpoint
+        from e5kit.model.encoder import load_hf_model, load_tokenizer
 
         ckpt = read_checkpoint(cfg.init)
+        if ckpt.model_type not in BERT_FAMILY or ckpt.pooling != "mean":
+            raise ModelLoadError(
+                f"init {cfg.init!r} is a {ckpt.model_type!r} model with {ckpt.pooling!r} pooling; training starts "
+                f"from mean-pooled encoders ({', '.join(sorted(BERT_FAMILY))}), as E5 is trained. It can still be "
+                "used for encoding, search and evaluation.")
         model = load_hf_model(ckpt)
-        tok = AutoTokenizer.from_pretrained(ckpt.path, use_fast=True)
+        tok = load_tokenizer(ckpt).hf  # the tokenizer inference uses; its own template (no token_type_ids asked)
     return model.float().train(), tok
 
 
