@@ -40,27 +40,16 @@ def make_tiny_xlmr(folder: Path, *, name: str = "multilingual-e5-small", seed: i
                    layers: int = 2, hidden: int = 32) -> Path:
     """A random XLMRobertaModel with a Unigram tokenizer, saved in plain Hugging Face layout."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    from e5kit.bench.checkpoints import unigram_xlmr_tokenizer
 
     folder = Path(folder) / name
     folder.mkdir(parents=True, exist_ok=True)
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.NFKC()
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    tok.train_from_iterator(training_corpus(), trainers.UnigramTrainer(
-        vocab_size=400, special_tokens=specials, unk_token="<unk>"))
-    assert [tok.token_to_id(t) for t in specials] == [0, 1, 2, 3, 4]
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
-    hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                 pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>",
-                                 model_max_length=max_len)
+    hf = unigram_xlmr_tokenizer(training_corpus(), 400, max_len)
     hf.save_pretrained(folder)
     torch.manual_seed(seed)
-    cfg = XLMRobertaConfig(vocab_size=tok.get_vocab_size(), hidden_size=hidden, num_hidden_layers=layers,
+    cfg = XLMRobertaConfig(vocab_size=len(hf), hidden_size=hidden, num_hidden_layers=layers,
                            num_attention_heads=4, intermediate_size=hidden * 2, max_position_embeddings=max_len + 2,
                            pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1)
     XLMRobertaModel(cfg).eval().save_pretrained(folder, safe_serialization=True)

@@ -1,4 +1,5 @@
-"""Checkpoints and texts for speed runs: random-weight BERTs of a chosen shape, synthetic texts, MiniLM."""
+"""Checkpoints and texts for speed runs: random-weight BERTs and XLM-RoBERTas of a chosen shape, synthetic
+texts, MiniLM."""
 
 from __future__ import annotations
 
@@ -45,6 +46,54 @@ def make_random_bert(folder: Path, tokenizer_from: Path | None = None, *, layers
     cfg = BertConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                      intermediate_size=intermediate, max_position_embeddings=positions)
     BertModel(cfg, add_pooling_layer=False).eval().save_pretrained(folder, safe_serialization=True)
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": positions}))
+    return folder
+
+
+XLMR_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")  # XLM-R's ids 0-4: pad 1, positions from 2
+
+
+def unigram_xlmr_tokenizer(corpus: list[str], vocab_size: int, max_length: int):
+    """An XLM-R-style fast tokenizer trained offline on `corpus`: Unigram (SentencePiece-like) over
+    Metaspace pieces after NFKC, `<s> $A </s>` around each text, specials at XLM-R's ids."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(corpus, trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=list(XLMR_SPECIALS),
+                                                            unk_token="<unk>", show_progress=False))
+    if [tok.token_to_id(t) for t in XLMR_SPECIALS] != [0, 1, 2, 3, 4]:
+        raise RuntimeError("the Unigram trainer did not put the special tokens at ids 0-4")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>",
+                                   model_max_length=max_length)
+
+
+def make_random_xlmr(folder: Path, *, layers: int = 12, hidden: int = 768, heads: int = 12,
+                     intermediate: int = 3072, positions: int = 512, vocab: int = 250002, seed: int = 0) -> Path:
+    """A random-weight XLM-RoBERTa checkpoint (default: the multilingual-e5-base shape, 250k-row embedding).
+
+    Its Unigram tokenizer is trained on the synthetic words (about 1.5 pieces per synthetic word, like
+    XLM-R on English; most synthetic texts exceed 512 tokens either way); the embedding keeps XLM-R's
+    full vocabulary size, so memory is that of the real model.
+    """
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = unigram_xlmr_tokenizer(synthetic_words(), 24000, positions)
+    tok.save_pretrained(folder)
+    torch.manual_seed(seed)
+    cfg = XLMRobertaConfig(vocab_size=max(vocab, len(tok)), hidden_size=hidden, num_hidden_layers=layers,
+                           num_attention_heads=heads, intermediate_size=intermediate,
+                           max_position_embeddings=positions + 2, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                           type_vocab_size=1)
+    XLMRobertaModel(cfg, add_pooling_layer=False).eval().save_pretrained(folder, safe_serialization=True)
     (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": positions}))
     return folder
 

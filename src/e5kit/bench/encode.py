@@ -20,13 +20,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from e5kit.bench.checkpoints import default_minilm, has_minilm, make_random_bert, scifact_passages, synthetic_texts
+from e5kit.bench.checkpoints import (
+    default_minilm,
+    has_minilm,
+    make_random_bert,
+    make_random_xlmr,
+    scifact_passages,
+    synthetic_texts,
+)
 from e5kit.bench.measure import PeakRss, encoder_flops, matmul_peak, sync
 
 MODES_CPU = ("fp32", "fp32-hf", "bf16", "int8")
 MODES_GPU = ("fp32", "fp16", "bf16", "fp16-jagged", "fp16-hf")
-SIZES = ("minilm", "base")
-DEFAULT_TEXTS = {"minilm": 200, "base": 24}
+SIZES = ("minilm", "base", "xlmr-base")
+DEFAULT_SIZES = ("minilm", "base")  # `--size both`; xlmr-base (multilingual-e5-base shape) when asked for
+DEFAULT_TEXTS = {"minilm": 200, "base": 24, "xlmr-base": 24}
 
 
 # -- runners --------------------------------------------------------------------------------
@@ -162,7 +170,7 @@ def run_speed(runners: Sequence[Runner], texts: list[str], *, lengths: Sequence[
 class EncodeBenchSettings:
     """What `e5kit bench` runs; checked by `check()` before any model is loaded."""
 
-    sizes: Sequence[str] = SIZES
+    sizes: Sequence[str] = DEFAULT_SIZES
     data_dir: Path | None = None  # scifact/ for texts (and sts/ for --quality); None: synthetic texts
     n_texts: int | None = None
     reps: int = 2
@@ -192,6 +200,8 @@ class EncodeBenchSettings:
 def _size_checkpoint(size: str, s: EncodeBenchSettings, tmp: Path) -> tuple[Path, int]:
     if size == "minilm":
         return (Path(s.model) if s.model else default_minilm()), 256
+    if size == "xlmr-base":
+        return make_random_xlmr(tmp / "xlmr-base-random"), 512
     tok_from = s.model or (default_minilm() if has_minilm() else None)
     return make_random_bert(tmp / "bert-base-random", tok_from), 512
 

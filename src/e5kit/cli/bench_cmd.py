@@ -12,12 +12,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "mode, alternating; print texts/s, real tokens/s, ratio to ST, peak RSS, FLOP/s as a "
                     "share of the measured matmul peak, and agreement with fp32. --quality adds SciFact "
                     "nDCG@10 and STSB Spearman per mode (all-MiniLM-L6-v2 size).")
-    p.add_argument("--size", choices=["minilm", "base", "both"], default="both",
-                   help="all-MiniLM-L6-v2 real weights at 256 tokens, a random BERT-base at 512, or both")
+    p.add_argument("--size", choices=["minilm", "base", "xlmr-base", "both"], default="both",
+                   help="all-MiniLM-L6-v2 real weights at 256 tokens, a random BERT-base at 512, both of those, "
+                        "or a random XLM-R-base (multilingual-e5-base shape) at 512")
     p.add_argument("--model", default=None, help="checkpoint for the minilm size (default: the gt package)")
     p.add_argument("--data", default=None, help="evaluation data folder with scifact/ (texts) and sts/; "
                                                 "without it synthetic texts are used")
-    p.add_argument("--texts", type=int, default=None, help="texts per size (default: 200 minilm, 24 base)")
+    p.add_argument("--texts", type=int, default=None, help="texts per size (default: 200 minilm, 24 base sizes)")
     p.add_argument("--reps", type=int, default=2, help="alternating repetitions; the best is reported")
     p.add_argument("--modes", default=None,
                    help="comma list, e.g. fp32,fp32-hf,bf16,int8 (suffix -hf or -jagged picks the backend)")
@@ -34,11 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from e5kit.bench.encode import SIZES, EncodeBenchSettings, run_encode_bench
+    from e5kit.bench.encode import DEFAULT_SIZES, EncodeBenchSettings, run_encode_bench
     from e5kit.bench.report import write_report
 
     settings = EncodeBenchSettings(
-        sizes=SIZES if args.size == "both" else (args.size,), data_dir=Path(args.data) if args.data else None,
+        sizes=DEFAULT_SIZES if args.size == "both" else (args.size,), data_dir=Path(args.data) if args.data else None,
         n_texts=args.texts, reps=args.reps, modes=args.modes.split(",") if args.modes else None, device=args.device,
         model=Path(args.model) if args.model else None, st_batch=args.batch_size, quality=args.quality,
         quality_docs=args.quality_docs).check()
