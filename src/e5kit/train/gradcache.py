@@ -14,19 +14,21 @@ from dataclasses import dataclass
 
 import torch
 
-from e5kit.model.pooling import l2_normalize, mean_pool
+from e5kit.model.pooling import POOLERS, l2_normalize
 from e5kit.train.loss import ContrastiveOutput
 
 TokenBatch = dict[str, torch.Tensor]  # {"input_ids": (B, T), "attention_mask": (B, T)}
 LossFn = Callable[[list[torch.Tensor]], ContrastiveOutput]
 
 
-def embed(model: torch.nn.Module, batch: TokenBatch, *, autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
-    """E5 embeddings (B, H) in fp32: mean over real tokens, L2-normalised (the model card's recipe)."""
+def embed(model: torch.nn.Module, batch: TokenBatch, *, autocast_dtype: torch.dtype | None = None,
+          pooling: str = "mean") -> torch.Tensor:
+    """E5 embeddings (B, H) in fp32: mean over real tokens (or the model's own pooling, e.g. the last token
+    of a decoder), L2-normalised (the model card's recipe)."""
     device_type = batch["input_ids"].device.type
     with torch.autocast(device_type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
         hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-    return l2_normalize(mean_pool(hidden.float(), batch["attention_mask"]))  # (B, H)
+    return l2_normalize(POOLERS[pooling](hidden.float(), batch["attention_mask"]))  # (B, H)
 
 
 def chunks(batch: TokenBatch, size: int) -> Iterator[TokenBatch]:
@@ -66,10 +68,12 @@ class GradientCache:
     `no_sync()`, so gradients are all-reduced once per step.
     """
 
-    def __init__(self, model: torch.nn.Module, *, chunk_size: int, autocast_dtype: torch.dtype | None = None) -> None:
+    def __init__(self, model: torch.nn.Module, *, chunk_size: int, autocast_dtype: torch.dtype | None = None,
+                 pooling: str = "mean") -> None:
         if chunk_size < 0:
             raise ValueError(f"chunk_size must be >= 0 (0 = one chunk), got {chunk_size}")
         self.model = model
+        self.pooling = pooling
         self.chunk_size = chunk_size
         self.autocast_dtype = autocast_dtype
 
@@ -87,7 +91,7 @@ class GradientCache:
                 parts = []
                 for chunk in chunks(batch, self.chunk_size):
                     states.append(_RngState.capture(chunk["input_ids"].device))
-                    parts.append(embed(self.model, chunk, autocast_dtype=self.autocast_dtype))
+                    parts.append(embed(self.model, chunk, autocast_dtype=self.autocast_dtype, pooling=self.pooling))
                 reps.append(torch.cat(parts).requires_grad_())
         out = loss_fn(reps)
         out.loss.backward()  # gradients w.r.t. the cached embeddings only
@@ -97,15 +101,15 @@ class GradientCache:
                                        torch.split(g, self.chunk_size or g.shape[0]), strict=True)]
         for i, ((chunk, grad), state) in enumerate(zip(todo, states, strict=True)):  # pass 2: with a graph
             with self._sync(last=i == len(todo) - 1), state.replay(chunk["input_ids"].device):
-                emb = embed(self.model, chunk, autocast_dtype=self.autocast_dtype)
+                emb = embed(self.model, chunk, autocast_dtype=self.autocast_dtype, pooling=self.pooling)
                 torch.dot(emb.flatten(), grad.flatten()).backward()
         return ContrastiveOutput(out.loss.detach(), out.accuracy)
 
 
 def full_batch_backward(model: torch.nn.Module, batches: Sequence[TokenBatch], loss_fn: LossFn, *,
-                        autocast_dtype: torch.dtype | None = None) -> ContrastiveOutput:
+                        autocast_dtype: torch.dtype | None = None, pooling: str = "mean") -> ContrastiveOutput:
     """The plain computation: every batch embedded with a graph, one backward (memory grows with the batch)."""
-    reps = [embed(model, b, autocast_dtype=autocast_dtype) for b in batches]
+    reps = [embed(model, b, autocast_dtype=autocast_dtype, pooling=pooling) for b in batches]
     out = loss_fn(reps)
     out.loss.backward()
     return ContrastiveOutput(out.loss.detach(), out.accuracy)

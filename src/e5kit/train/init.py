@@ -1,5 +1,5 @@
-"""Initial weights for a run: any encoder checkpoint e5kit loads (BERT, XLM-RoBERTa, ...), or a fresh random
-BERT of given sizes."""
+"""Initial weights for a run: any checkpoint e5kit loads (BERT, XLM-RoBERTa, Mistral-style decoders), or a
+fresh random BERT of given sizes. Training pools as the init does (mean, or a decoder's last token)."""
 
 from __future__ import annotations
 
@@ -34,18 +34,23 @@ def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, Any]:
     if not cfg.init:
         model, tok = fresh_bert(cfg.fresh, seed=cfg.seed)
     else:
-        from e5kit.model.checkpoint import BERT_FAMILY, read_checkpoint
+        from e5kit.model.checkpoint import read_checkpoint
         from e5kit.model.encoder import load_hf_model, load_tokenizer
 
         ckpt = read_checkpoint(cfg.init)
-        if ckpt.model_type not in BERT_FAMILY or ckpt.pooling != "mean":
-            raise ModelLoadError(
-                f"init {cfg.init!r} is a {ckpt.model_type!r} model with {ckpt.pooling!r} pooling; training starts "
-                f"from mean-pooled encoders ({', '.join(sorted(BERT_FAMILY))}), as E5 is trained. It can still be "
-                "used for encoding, search and evaluation.")
         model = load_hf_model(ckpt)
-        tok = load_tokenizer(ckpt).hf  # the tokenizer inference uses; its own template (no token_type_ids asked)
+        tok = load_tokenizer(ckpt).hf  # as inference tokenizes (a decoder's EOS included); no token_type_ids asked
+        tok.padding_side = "right"  # GradCache trims each chunk's padding from the right
     return model.float().train(), tok
+
+
+def init_pooling(cfg: TrainConfig) -> str:
+    """How training pools token states: the init checkpoint's pooling (saved with every checkpoint), else mean."""
+    if not cfg.init:
+        return "mean"
+    from e5kit.model.checkpoint import read_checkpoint
+
+    return read_checkpoint(cfg.init).pooling
 
 
 def prepare_for_training(model: torch.nn.Module, cfg: TrainConfig) -> torch.nn.Module:

@@ -25,7 +25,7 @@ from e5kit.train.distill import distill_loss, teacher_matrix
 from e5kit.train.distributed import DistInfo, gather_with_grad, init_distributed, local_slice, mean_over_ranks
 from e5kit.train.evalhook import EvalHook
 from e5kit.train.gradcache import GradientCache, TokenBatch, full_batch_backward
-from e5kit.train.init import inference_max_length, initial_model, prepare_for_training
+from e5kit.train.init import inference_max_length, init_pooling, initial_model, prepare_for_training
 from e5kit.train.loss import ContrastiveOutput, info_nce
 from e5kit.train.metrics import MetricsLog
 from e5kit.train.state import (
@@ -138,6 +138,7 @@ class Trainer:
             self._prepare_run_dir()
         folder, state = self._resume_state() if self.resume else (None, None)
         self.model, self.tokenizer = initial_model(cfg)
+        self.pooling = init_pooling(cfg)  # the init's own (mean for E5, last token for e5-mistral), kept when saved
         start = 0
         if folder is not None and state is not None:
             start = int(state["step"])
@@ -166,7 +167,8 @@ class Trainer:
             self.stream.load_state(state["data"])
             set_rng_state(state["rng"])
         self.autocast = torch.bfloat16 if cfg.bf16 else None
-        self.cache = GradientCache(self.net, chunk_size=cfg.chunk_size, autocast_dtype=self.autocast)
+        self.cache = GradientCache(self.net, chunk_size=cfg.chunk_size, autocast_dtype=self.autocast,
+                                   pooling=self.pooling)
         return start
 
     def _load_weights(self, folder: Path) -> None:
@@ -211,7 +213,7 @@ class Trainer:
         if cfg.chunk_size or self.info.enabled:
             out = self.cache.backward(batches, self._loss)
         else:
-            out = full_batch_backward(self.net, batches, self._loss, autocast_dtype=self.autocast)
+            out = full_batch_backward(self.net, batches, self._loss, autocast_dtype=self.autocast, pooling=self.pooling)
         norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
@@ -234,7 +236,7 @@ class Trainer:
             max_len = inference_max_length(self.cfg, self.model)
 
             def write_model(dest: Path) -> None:
-                write_checkpoint(dest, self.model, self.tokenizer, InferenceSpec(max_len, prompts),
+                write_checkpoint(dest, self.model, self.tokenizer, InferenceSpec(max_len, prompts, self.pooling),
                                  extra_files={"train_config.json": self.cfg.to_dict()})
 
             state = {"step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
