@@ -207,3 +207,14 @@ def test_i13_other_flags_and_stream_arguments(e5, tmp_path):
     with pytest.raises(TypeError, match="folder"):
         e5.save(123)
     assert not (tmp_path / "out").exists()
+
+
+# Issue 13 item 6 (API half): a lone surrogate is named by its index, not a tokenizer TypeError.
+def test_i13_lone_surrogate_is_a_valueerror_naming_the_index(e5):
+    with pytest.raises(ValueError, match=r"text at index 1: contains a lone surrogate '\\ud800' at character 1"):
+        e5.encode(["ok", "a\ud800b"])
+    with pytest.raises(ValueError, match="text at index 0: contains a lone surrogate"):
+        e5.encode_passages([{"title": "t", "text": "\udfff"}])
+    with pytest.raises(ValueError, match="text at index 2"):
+        list(e5.iter_encode(iter(["a", "b", "\ud800"])))
+    assert e5.encode(["café 中文 🙂 عربى"]).shape == (1, e5.dim)

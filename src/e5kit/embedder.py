@@ -17,7 +17,7 @@ from e5kit.encode.precision import DTYPES, resolve_device, resolve_precision
 from e5kit.model.checkpoint import DEFAULT_MODEL, Checkpoint, read_checkpoint
 from e5kit.model.encoder import TransformerEncoder, load_hf_model, load_tokenizer
 from e5kit.model.prompts import STANDARD_ROLES, PromptPolicy, passage_text, policy_for
-from e5kit.model.tokenize import TokenizedTexts
+from e5kit.model.tokenize import TokenizedTexts, check_text
 
 log = logging.getLogger("e5kit")
 
@@ -34,6 +34,7 @@ def _as_texts(texts: Any, what: str = "text") -> list[str]:
     for i, t in enumerate(items):
         if not isinstance(t, str):
             raise TypeError(f"{what} at index {i} is {type(t).__name__}, expected str")
+        check_text(t, f"{what} at index {i}")
     return items
 
 
@@ -208,7 +209,7 @@ class E5:
             for i, t in enumerate(texts):
                 if not isinstance(t, str):
                     raise TypeError(f"text at index {i} is {type(t).__name__}, expected str")
-                yield self.policy.add(t, pre)
+                yield self.policy.add(check_text(t, f"text at index {i}"), pre)
 
         kwargs = {"chunk_size": chunk_size} if chunk_size else {}
         self.last_stats = EncodeStats()
