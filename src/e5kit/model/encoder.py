@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from e5kit.errors import ModelLoadError
-from e5kit.model.checkpoint import HOW_TO_FIX, Checkpoint
+from e5kit.model.checkpoint import Checkpoint
 from e5kit.model.pooling import POOLERS, l2_normalize
 from e5kit.model.tokenize import TextTokenizer, append_eos
 
@@ -61,7 +61,7 @@ def load_hf_model(ckpt: Checkpoint, *, trust_remote_code: bool = False) -> torch
     except Exception as exc:
         raise ModelLoadError(
             f"model {ckpt.name!r}: weights in {ckpt.path / ckpt.weights_file} could not be loaded "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}). {HOW_TO_FIX}"
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}). {ckpt.fix}"
         ) from exc
     return model.eval()
 
@@ -83,7 +83,7 @@ def load_tokenizer(ckpt: Checkpoint, max_length: int | None = None, *,
     except Exception as exc:
         raise ModelLoadError(
             f"model {ckpt.name!r}: tokenizer files in {ckpt.path} could not be loaded "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}). {HOW_TO_FIX}"
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}). {ckpt.fix}"
         ) from exc
     return TextTokenizer(hf, max_length or ckpt.max_seq_length)
 
