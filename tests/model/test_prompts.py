@@ -179,3 +179,17 @@ def test_family_name_reads_folder_then_origin(tmp_path):
     assert family_name(str(plain), {"_name_or_path": "intfloat/e5-base-v2"}) == "intfloat/e5-base-v2"
     assert family_name(str(plain), {}) == "step-100"
     assert family_name("intfloat/e5-small", None) == "intfloat/e5-small"
+
+
+def test_training_texts_follow_the_same_policy():
+    """train's pair_texts asks the policy too: E5 prompts by default, instruct-form queries never doubled."""
+    from e5kit.data.pairs import Pair
+    from e5kit.train.config import TrainConfig
+    from e5kit.train.trainer import pair_texts
+
+    pairs = [Pair("cell", "water", "s"), Pair("passage: x", "query: y", "s")]
+    assert pair_texts(pairs, TrainConfig()) == [["query: cell", "passage: x"], ["passage: water", "query: y"]]
+    q = "Instruct: Find it\nQuery: "
+    cfg = TrainConfig(query_prefix=q, passage_prefix="")
+    marked = Pair("Instruct: Other task\nQuery: cell", "water", "s")
+    assert pair_texts([pairs[0], marked], cfg) == [[q + "cell", marked.query], ["water", "water"]]
