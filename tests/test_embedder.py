@@ -157,3 +157,64 @@ def test_max_seq_length_validation(tiny_e5):
 def test_bad_constructor_arguments(tiny_e5, kwargs, msg):
     with pytest.raises(ValueError, match=msg):
         E5(tiny_e5, **kwargs)
+
+
+# Issue 13 item 14: public arguments are type-checked, at the call, before any work.
+@pytest.mark.parametrize("bad", ["no", "false", 0, 1, None, [True]])
+def test_i13_normalize_must_be_a_bool(e5, bad):
+    with pytest.raises(TypeError, match="normalize must be True or False"):
+        e5.encode(["x"], normalize=bad)
+    with pytest.raises(TypeError, match="normalize must be True or False"):
+        e5.iter_encode(["x"], normalize=bad)  # checked at the call, not when the stream is first read
+    with pytest.raises(TypeError, match="normalize must be True or False"):
+        e5.embed_token_ids([[1, 2]], normalize=bad)
+
+
+def test_i13_normalize_false_still_works(e5):
+    raw = e5.encode(["a long enough text"], normalize=False)
+    assert not np.isclose(np.linalg.norm(raw), 1.0)
+    assert np.isclose(np.linalg.norm(e5.encode(["a long enough text"], normalize=np.bool_(True))), 1.0)
+
+
+@pytest.mark.parametrize("prompts, msg", [
+    ({"query": 5}, "str roles to str prefixes"), ({1: "q: "}, "str roles to str prefixes"),
+    (["query: "], "must be a dict"), ("query: ", "must be a dict"),
+])
+def test_i13_prompts_are_type_checked_at_load(tiny_e5, prompts, msg):
+    with pytest.raises(TypeError, match=msg):
+        E5(tiny_e5, prompts=prompts)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"max_tokens_per_batch": "4096"}, {"max_tokens_per_batch": 2.5}, {"max_seq_length": True},
+])
+def test_i13_constructor_numbers_are_type_checked(tiny_e5, kwargs):
+    with pytest.raises((TypeError, ValueError), match="int"):
+        E5(tiny_e5, **kwargs)
+
+
+def test_i13_other_flags_and_stream_arguments(e5, tmp_path):
+    with pytest.raises(TypeError, match="show_progress"):
+        e5.encode(["x"], show_progress="yes")
+    with pytest.raises(TypeError, match="truncate"):
+        e5.count_tokens(["x"], truncate="no")
+    with pytest.raises(TypeError, match="chunk_size"):
+        e5.iter_encode(["x"], chunk_size="10")
+    with pytest.raises(TypeError, match="iterable of str"):
+        e5.iter_encode("one string")
+    with pytest.raises(TypeError, match="overwrite"):
+        e5.save(tmp_path / "out", overwrite="yes")
+    with pytest.raises(TypeError, match="folder"):
+        e5.save(123)
+    assert not (tmp_path / "out").exists()
+
+
+# Issue 13 item 6 (API half): a lone surrogate is named by its index, not a tokenizer TypeError.
+def test_i13_lone_surrogate_is_a_valueerror_naming_the_index(e5):
+    with pytest.raises(ValueError, match=r"text at index 1: contains a lone surrogate '\\ud800' at character 1"):
+        e5.encode(["ok", "a\ud800b"])
+    with pytest.raises(ValueError, match="text at index 0: contains a lone surrogate"):
+        e5.encode_passages([{"title": "t", "text": "\udfff"}])
+    with pytest.raises(ValueError, match="text at index 2"):
+        list(e5.iter_encode(iter(["a", "b", "\ud800"])))
+    assert e5.encode(["café 中文 🙂 عربى"]).shape == (1, e5.dim)

@@ -17,7 +17,7 @@ from e5kit.encode.precision import DTYPES, resolve_device, resolve_precision
 from e5kit.model.checkpoint import DEFAULT_MODEL, Checkpoint, read_checkpoint
 from e5kit.model.encoder import TransformerEncoder, load_hf_model, load_tokenizer
 from e5kit.model.prompts import PromptPolicy, checkpoint_policy, passage_text
-from e5kit.model.tokenize import TokenizedTexts
+from e5kit.model.tokenize import TokenizedTexts, check_text
 
 log = logging.getLogger("e5kit")
 
@@ -34,7 +34,37 @@ def _as_texts(texts: Any, what: str = "text") -> list[str]:
     for i, t in enumerate(items):
         if not isinstance(t, str):
             raise TypeError(f"{what} at index {i} is {type(t).__name__}, expected str")
+        check_text(t, f"{what} at index {i}")
     return items
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    """`value` if it is a bool (numpy's too); anything else, e.g. normalize="no", would read as truthy."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+
+
+def _check_prompts(prompts: Any) -> Mapping[str, str] | None:
+    """`prompts` if it is None or a mapping of role name → prefix string; refused at load, not at first encode."""
+    if prompts is None:
+        return None
+    if not isinstance(prompts, Mapping):
+        raise TypeError(f"prompts must be a dict of role -> prefix, e.g. {{'query': 'query: '}}, "
+                        f"got {type(prompts).__name__}")
+    for role, prefix in prompts.items():
+        if not isinstance(role, str) or not isinstance(prefix, str):
+            raise TypeError(f"prompts must map str roles to str prefixes; {role!r}: {prefix!r} is "
+                            f"{type(role).__name__}: {type(prefix).__name__}")
+    return prompts
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
 
 
 class E5:
@@ -49,11 +79,14 @@ class E5:
     def __init__(self, model: str | os.PathLike[str] = DEFAULT_MODEL, *, device: str | None = None,
                  precision: str | None = None, prompts: Mapping[str, str] | None = None,
                  max_seq_length: int | None = None, max_tokens_per_batch: int = DEFAULT_MAX_TOKENS) -> None:
+        prompts = _check_prompts(prompts)
+        max_tokens_per_batch = _check_positive_int("max_tokens_per_batch", max_tokens_per_batch)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.checkpoint: Checkpoint = read_checkpoint(model)
         if max_seq_length is not None:
-            if not isinstance(max_seq_length, int) or not 2 <= max_seq_length <= self.checkpoint.max_seq_length:
+            if (isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int)
+                    or not 2 <= max_seq_length <= self.checkpoint.max_seq_length):
                 raise ValueError(
                     f"max_seq_length must be an int in [2, {self.checkpoint.max_seq_length}], got {max_seq_length!r}"
                 )
@@ -131,6 +164,9 @@ class E5:
         """
         items = _as_texts(texts)
         pre = self._prefix(prefix, prompt_name, instruction)
+        normalize = _check_bool("normalize", normalize)
+        if show_progress is not None:
+            _check_bool("show_progress", show_progress)
         stats = EncodeStats()
         out = self.engine.encode([self.policy.add(t, pre) for t in items], normalize=normalize,
                                  show_progress=show_progress, stats=stats)
@@ -154,12 +190,22 @@ class E5:
                     total: int | None = None, chunk_size: int | None = None) -> Iterator[np.ndarray]:
         """Stream (chunk, dim) arrays for a stream of texts too large to hold; memory bounded by chunk_size."""
         pre = self._prefix(prefix, prompt_name, instruction)
+        normalize = _check_bool("normalize", normalize)
+        if chunk_size is not None:
+            _check_positive_int("chunk_size", chunk_size)
+        if isinstance(texts, (str, bytes, Mapping)) or not isinstance(texts, Iterable):
+            raise TypeError(f"iter_encode takes an iterable of str, got {type(texts).__name__}")
+        return self._stream(texts, pre, normalize, show_progress, total, chunk_size)
+
+    def _stream(self, texts: Iterable[str], pre: str, normalize: bool, show_progress: bool | None,
+                total: int | None, chunk_size: int | None) -> Iterator[np.ndarray]:
+        """The generator behind `iter_encode`, apart so that arguments are checked at the call, not at first use."""
 
         def prefixed() -> Iterator[str]:
             for i, t in enumerate(texts):
                 if not isinstance(t, str):
                     raise TypeError(f"text at index {i} is {type(t).__name__}, expected str")
-                yield self.policy.add(t, pre)
+                yield self.policy.add(check_text(t, f"text at index {i}"), pre)
 
         kwargs = {"chunk_size": chunk_size} if chunk_size else {}
         self.last_stats = EncodeStats()
@@ -171,7 +217,7 @@ class E5:
         """Tokens per text after prefixing (special tokens included); truncated unless `truncate=False`."""
         pre = self._prefix(prefix, prompt_name, instruction)
         prefixed = [self.policy.add(t, pre) for t in _as_texts(texts)]
-        if truncate:
+        if _check_bool("truncate", truncate):
             return self.engine.tokenizer(prefixed).lengths
         return self.engine.tokenizer.full_lengths(prefixed)
 
@@ -191,7 +237,7 @@ class E5:
 
     def embed_token_ids(self, ids: Sequence[Sequence[int]], *, normalize: bool = True) -> np.ndarray:
         """(len(ids), dim) float32 embeddings of one batch of ids from `tokenize`/`tokenize_ids`."""
-        return self.engine.encoder.embed(ids, normalize=normalize).numpy()
+        return self.engine.encoder.embed(ids, normalize=_check_bool("normalize", normalize)).numpy()
 
     @staticmethod
     def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -212,8 +258,10 @@ class E5:
         from e5kit.model.encoder import load_hf_model
         from e5kit.model.save import InferenceSpec, check_target, write_checkpoint
 
+        if not isinstance(folder, (str, os.PathLike)):
+            raise TypeError(f"folder must be a str or a path, got {type(folder).__name__}")
         folder = Path(folder)
-        check_target(folder, overwrite=overwrite)  # before re-reading weights
+        check_target(folder, overwrite=_check_bool("overwrite", overwrite))  # before re-reading weights
         model = self.engine.encoder.model if self.precision == "fp32" else load_hf_model(self.checkpoint)
         spec = InferenceSpec(self.max_seq_length, self.prompts, self.checkpoint.pooling, self.checkpoint.normalize)
         return write_checkpoint(folder, model, self.engine.tokenizer.hf, spec, overwrite=overwrite)

@@ -160,3 +160,60 @@ def test_max_seq_length_above_positions_is_capped(broken):
     (broken / "modules.json").write_text(json.dumps([
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]))
     assert read_checkpoint(broken).max_seq_length == 64
+
+
+# Issue 13 item 25: a relative path that does not exist is not sent to the hub; local folders get local advice.
+def test_i13_missing_relative_path_under_an_existing_folder_is_not_a_hub_id(tmp_path, monkeypatch):
+    (tmp_path / "models").mkdir()
+    monkeypatch.chdir(tmp_path)
+
+    def no_hub(*a, **k):
+        raise AssertionError("the hub was asked for a local path")
+
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_hub)
+    with pytest.raises(ModelLoadError, match="no such folder") as err:
+        resolve("models/e5-base")  # of the form org/name, but ./models is a folder here: a typo, not a hub id
+    assert str(tmp_path / "models" / "e5-base") in str(err.value)
+    with pytest.raises(ModelLoadError, match="no such folder"):
+        resolve(tmp_path / "models" / "missing")  # a Path object is never a hub id
+
+
+@pytest.mark.parametrize("name", ["e5..base/x", "org/name/", "models\\e5", "org/-name"])
+def test_i13_names_that_cannot_be_hub_ids(name):
+    with pytest.raises(ModelLoadError, match="no such folder"):
+        resolve(name)
+
+
+def test_i13_hub_failure_says_which_local_path_was_tried(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from huggingface_hub import constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ModelLoadError, match="no local folder") as err:
+        resolve("someorg/some-model")
+    assert str(tmp_path / "someorg" / "some-model") in str(err.value)
+
+
+def test_i13_broken_local_folder_gets_layout_advice_not_use_a_local_folder(broken):
+    (broken / "config.json").unlink()
+    with pytest.raises(ModelLoadError) as err:
+        read_checkpoint(broken)
+    assert "Pass a local folder instead" not in str(err.value)
+    assert "A model folder holds config.json" in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [None, 5, b"org/name"])
+def test_i13_model_of_the_wrong_type(bad):
+    with pytest.raises(TypeError, match="model must be a str or a path"):
+        resolve(bad)
+
+
+def test_i13_empty_model_name():
+    with pytest.raises(ModelLoadError, match="empty"):
+        resolve("  ")
+    with pytest.raises(ModelLoadError, match="empty"):
+        resolve("")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,12 @@ HOW_TO_FIX = (
     "Pass a local folder instead, e.g. E5('/path/to/e5-base-unsupervised') or --model /path/to/folder "
     "(a folder with config.json, model.safetensors and tokenizer files)."
 )
+# For a folder the user passed: telling them to "pass a local folder" would be advice they already followed.
+LAYOUT = (
+    "A model folder holds config.json, weights (model.safetensors) and tokenizer files, in the Hugging Face or "
+    "sentence-transformers layout; E5(...).save(folder) or SentenceTransformer.save(folder) writes one."
+)
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,11 @@ class Checkpoint:
     normalize: bool = True
     stored_prompts: dict[str, str] = field(default_factory=dict)
     revision: str | None = None  # hub commit, when resolved from the hub
+
+    @property
+    def fix(self) -> str:
+        """What to do about a broken checkpoint: the folder layout for a local one, a local folder for a hub one."""
+        return fix_for(self.path)
 
     @property
     def model_type(self) -> str:
@@ -78,20 +90,45 @@ class Checkpoint:
         return sha256_files(self.path / file for file in files)
 
 
+def fix_for(folder: Path) -> str:
+    """Advice for a broken model folder: a hub download (in a cache's snapshots/) → use a local folder;
+    a folder the user gave → what a model folder must hold."""
+    return HOW_TO_FIX if any(p.name == "snapshots" for p in folder.parents) else LAYOUT
+
+
+def _looks_like_path(name: str) -> bool:
+    """Whether `name` can only be a local path: not of the hub form 'org/name', or its parent folder exists here.
+
+    "models/e5" where ./models exists is the user's folder with a typo, not a hub repository.
+    """
+    if not HUB_ID.match(name) or ".." in name or name.endswith((".", "-")):
+        return True
+    return Path(name).parent.is_dir()
+
+
 def resolve(model: str | os.PathLike[str]) -> tuple[Path, str | None]:
     """Local folder for `model` and its hub revision (None for local folders).
 
-    A path that exists is used as is. Anything else is a hub id, downloaded once and then served
-    from the huggingface_hub cache, also offline (huggingface_hub falls back to the cache itself).
+    A path that exists is used as is. A name that can only be a path and does not exist is an
+    error naming the absolute path looked at. Anything else is a hub id, downloaded once and then
+    served from the huggingface_hub cache, also offline (huggingface_hub falls back to the cache).
     """
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be a str or a path, got {type(model).__name__}")
+    name = str(model)
+    if not name.strip():  # Path("") is ".", which would load whatever the current folder holds
+        raise ModelLoadError(f"model name is empty. {HOW_TO_FIX}")
     path = Path(model).expanduser()
     if path.is_dir():
         return path, None
-    name = str(model)
     if path.exists():
-        raise ModelLoadError(f"model {name!r} is a file, not a folder. {HOW_TO_FIX}")
-    if name.count("/") != 1 or name.startswith(("/", ".", "~")):
-        raise ModelLoadError(f"model {name!r}: no such folder, and not a hub id of the form 'org/name'. {HOW_TO_FIX}")
+        raise ModelLoadError(f"model {name!r} is a file, not a folder. {LAYOUT}")
+    if isinstance(model, os.PathLike) or _looks_like_path(name):
+        raise ModelLoadError(
+            f"model {name!r}: no such folder ({path.absolute()}), and not a hub id of the form 'org/name'. "
+            "Check the path (relative paths start from the current folder, "
+            f"{Path.cwd()})."
+        )
     try:
         from huggingface_hub import snapshot_download
 
@@ -99,7 +136,8 @@ def resolve(model: str | os.PathLike[str]) -> tuple[Path, str | None]:
     except Exception as exc:  # network, auth, missing repo: all end in one clear message
         offline = "offline" if os.environ.get("HF_HUB_OFFLINE") else "the hub could not be reached or refused it"
         raise ModelLoadError(
-            f"model {name!r} is not in the local huggingface cache and {offline} "
+            f"model {name!r} is no local folder ({path.absolute()} does not exist), is not in the local "
+            f"huggingface cache, and {offline} "
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). "
             f"Download it once while online, or {HOW_TO_FIX[0].lower()}{HOW_TO_FIX[1:]}"
         ) from exc
@@ -110,7 +148,7 @@ def _read_json(path: Path, name: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"model {name!r}: {path.name} is unreadable or not JSON ({exc}). {HOW_TO_FIX}") from exc
+        raise ModelLoadError(f"model {name!r}: {path.name} is unreadable or not JSON ({exc}). {fix_for(path)}") from exc
 
 
 def _st_modules(folder: Path, name: str) -> tuple[str, bool, int | None]:
@@ -169,7 +207,7 @@ def read_checkpoint(model: str | os.PathLike[str]) -> Checkpoint:
     folder = _transformer_folder(root, name)
     config_file = folder / "config.json"
     if not config_file.exists():
-        raise ModelLoadError(f"model {name!r}: {folder} has no config.json. {HOW_TO_FIX}")
+        raise ModelLoadError(f"model {name!r}: {folder} has no config.json. {fix_for(config_file)}")
     config = _read_json(config_file, name)
     if not isinstance(config, dict) or config.get("model_type") not in BERT_FAMILY:
         found = config.get("model_type") if isinstance(config, dict) else type(config).__name__
@@ -180,10 +218,11 @@ def read_checkpoint(model: str | os.PathLike[str]) -> Checkpoint:
     weights = next((f for f in WEIGHT_FILES if (folder / f).exists()), None)
     if weights is None:
         looked = ", ".join(WEIGHT_FILES)
-        raise ModelLoadError(f"model {name!r}: no weights in {folder} (looked for {looked}). {HOW_TO_FIX}")
+        raise ModelLoadError(f"model {name!r}: no weights in {folder} (looked for {looked}). {fix_for(config_file)}")
     if not any((folder / f).exists() for f in TOKENIZER_FILES):
         raise ModelLoadError(
-            f"model {name!r}: no tokenizer files in {folder} (looked for {', '.join(TOKENIZER_FILES)}). {HOW_TO_FIX}"
+            f"model {name!r}: no tokenizer files in {folder} (looked for {', '.join(TOKENIZER_FILES)}). "
+            f"{fix_for(config_file)}"
         )
     pooling, normalize, st_max = _st_modules(root, name)
     if pooling not in POOLING_MODES:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import torch
 
 from e5kit.errors import ModelLoadError
-from e5kit.model.checkpoint import HOW_TO_FIX, Checkpoint
+from e5kit.model.checkpoint import Checkpoint
 from e5kit.model.pooling import POOLERS, l2_normalize
 from e5kit.model.tokenize import TextTokenizer
 
@@ -48,7 +48,7 @@ def load_hf_model(ckpt: Checkpoint) -> torch.nn.Module:
     except Exception as exc:
         raise ModelLoadError(
             f"model {ckpt.name!r}: weights in {ckpt.path / ckpt.weights_file} could not be loaded "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}). {HOW_TO_FIX}"
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}). {ckpt.fix}"
         ) from exc
     return model.eval()
 
@@ -62,7 +62,7 @@ def load_tokenizer(ckpt: Checkpoint, max_length: int | None = None) -> TextToken
     except Exception as exc:
         raise ModelLoadError(
             f"model {ckpt.name!r}: tokenizer files in {ckpt.path} could not be loaded "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}). {HOW_TO_FIX}"
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}). {ckpt.fix}"
         ) from exc
     return TextTokenizer(hf, max_length or ckpt.max_seq_length)
 

@@ -9,6 +9,23 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def check_text(text: str, where: str | None = None) -> str:
+    """`text` if it is valid Unicode (encodable as UTF-8), else ValueError naming `where` (if given).
+
+    JSON and Python strings may carry a lone surrogate ("\\ud800"), which no tokenizer can read; the
+    tokenizer's own error names neither the item nor the character.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        lead = f"{where}: contains" if where else "contains"
+        raise ValueError(f"{lead} a lone surrogate {text[exc.start]!r} at character {exc.start}, "
+                         "which is not valid Unicode text (encode the text as UTF-8 before sending it)") from None
+    return text
+
+
 @dataclass
 class TokenizedTexts:
     """Token ids per text (special tokens included, truncated to the limit) and how many were cut."""

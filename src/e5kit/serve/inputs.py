@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from e5kit.model.tokenize import check_text
+
+__all__ = ["Inputs", "check_text", "read_input"]
+
 SHAPES = "a string, a list of strings, a list of token ids (ints) or a list of token-id lists"
 
 
@@ -43,19 +47,6 @@ def _kind(value: object) -> str:
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
-
-
-def check_text(text: str, where: str | None = None) -> str:
-    """`text` if it is valid Unicode (encodable as UTF-8), else ValueError naming `where` (if given)."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        lead = f"{where}: contains" if where else "contains"
-        raise ValueError(f"{lead} a lone surrogate {text[exc.start]!r} at character {exc.start}, "
-                         "which is not valid Unicode text (encode the text as UTF-8 before sending it)") from None
-    return text
 
 
 def _token(value: object, where: str, vocab: int | None, vocab_name: str) -> int:
