@@ -164,3 +164,25 @@ def test_a_text_with_one_of_the_models_prompts_gets_no_second_one(models, client
         np.testing.assert_allclose(model.encode_queries([text]), want, atol=1e-6)
         r = client.post("/embed", json={"inputs": [text], "prompt_name": "query", "model": name})
         np.testing.assert_allclose(np.array(r.json()), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["multilingual-e5-large-instruct", "e5-base-v2"])
+def test_a_saved_model_keeps_its_policy_and_sentence_transformers_reproduces_it(models, tmp_path, name):
+    from sentence_transformers import SentenceTransformer
+
+    from e5kit import E5
+
+    model, row = models[name], TABLE[name]
+    folder = model.save(tmp_path / "saved")
+    reloaded = E5(folder)
+    assert reloaded.policy.source == "checkpoint" and reloaded.policy.instruct == model.policy.instruct
+    for role, prefix in row.items():
+        asked, extra = call(role)
+        assert reloaded.policy.prefix_for(asked, **extra) == prefix, role
+    st = SentenceTransformer(str(folder), device="cpu")
+    for role in ("query", "passage"):
+        want = expected(model, row[role])
+        np.testing.assert_allclose(st.encode(TEXTS, prompt_name=role, convert_to_numpy=True), want, atol=1e-5)
+    if "instructed" in row:
+        np.testing.assert_allclose(reloaded.encode_queries(TEXTS, instruction=TASK), expected(model, TASK_Q),
+                                   atol=1e-5)
