@@ -93,7 +93,7 @@ class PromptPolicy:
             default = self.default_instruction or DEFAULT_INSTRUCTION
             if (self.source, default) not in _said:
                 _said.add((self.source, default))
-                log.info("instruct model (%s): no instruction given, queries use the default %r "
+                log.warning("instruct model (%s): no instruction given, queries use the default %r "
                          "(pass instruction=... / --instruction)", self.source, default)
             return self.prompts.get("query") or instruct_prompt(default)
         for name in ROLE_ALIASES.get(role, (role,)):
