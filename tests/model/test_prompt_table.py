@@ -1,7 +1,8 @@
 """The prompt-policy table (issue 15.3): for each family x role, the Python API, the HTTP server and the
 evaluator give a text the same, expected prefix, because all three ask model/prompts.py.
 
-Tiny random checkpoints are saved under each family's name (the policy recognises families by name); one
+Tiny random checkpoints of each family's architecture (BERT, XLM-RoBERTa, a Mistral-style decoder) are saved
+under its name (the policy recognises families by name); one
 stores sentence-transformers prompts {"query", "doc"} and one has no prompts. What each path embeds is
 compared with the embedding of the expected prefixed string, so a path that computed its own prefix
 (or dropped the instruction) would give another vector.
@@ -16,6 +17,7 @@ import pytest
 
 from e5kit.model.prompts import DEFAULT_INSTRUCTION
 from tests.conftest import make_tiny_bert
+from tests.model.tiny_family import make_tiny_mistral, make_tiny_xlmr
 
 DEFAULT_Q = f"Instruct: {DEFAULT_INSTRUCTION}\nQuery: "
 TASK = "Given a claim, retrieve documents that support it"
@@ -33,6 +35,13 @@ TABLE: dict[str, dict[str, str]] = {
     "st-prompts": {"query": "Q: ", "passage": "D: ", "none": ""},
     "no-prompts": {"query": "", "passage": "", "none": ""},
 }
+# each family on its own architecture (tests/model/tiny_family.py): XLM-RoBERTa, a Mistral-style decoder; BERT else
+ARCHITECTURE = {
+    "multilingual-e5-small": lambda root, name, seed: make_tiny_xlmr(root, name=name, seed=seed, max_len=256),
+    "multilingual-e5-large-instruct": lambda root, name, seed: make_tiny_xlmr(root, name=name, seed=seed,
+                                                                              max_len=256),
+    "e5-mistral-7b-instruct": lambda root, name, seed: make_tiny_mistral(root, name=name, seed=seed, max_len=256),
+}
 CASES = [(name, role) for name, row in TABLE.items() for role in row]
 TEXTS = ["protein cell water", "what is the definition of a cell"]
 
@@ -43,7 +52,9 @@ def models(tmp_path_factory):
 
     out = {}
     for i, name in enumerate(TABLE):
-        folder = make_tiny_bert(tmp_path_factory.mktemp("family"), name=name, seed=10 + i, max_positions=256)
+        make = ARCHITECTURE.get(name, lambda root, name, seed: make_tiny_bert(root, name=name, seed=seed,
+                                                                             max_positions=256))
+        folder = make(tmp_path_factory.mktemp("family"), name, 10 + i)
         if name == "st-prompts":
             (folder / "config_sentence_transformers.json").write_text(
                 json.dumps({"prompts": {"query": "Q: ", "doc": "D: "}, "default_prompt_name": None}))
@@ -72,6 +83,9 @@ def call(role: str) -> tuple[str, dict[str, str]]:
 
 
 def test_the_table_is_what_the_policy_says(models):
+    assert models["e5-mistral-7b-instruct"].checkpoint.model_type == "mistral"
+    assert models["multilingual-e5-large-instruct"].checkpoint.model_type == "xlm-roberta"
+    assert models["e5-base-v2"].checkpoint.model_type == "bert"
     for name, row in TABLE.items():
         policy = models[name].policy
         for role, prefix in row.items():
