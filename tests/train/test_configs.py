@@ -40,7 +40,7 @@ def test_scifact_preset_matches_its_script():
     script = (CONFIGS.parent / "benchmarks" / "finetune_scifact.sh").read_text(encoding="utf-8")
     assert f"LAST=step-{cfg.steps:07d}" in script
     assert cfg.save_every == cfg.steps and cfg.hard_negatives == 0  # (b) sets hard_negatives on the command line
-    assert cfg.steps == math.ceil(919 * 2 / cfg.batch_size)  # 2 passes over SciFact's 919 training judgements
+    assert cfg.steps == math.ceil(919 / cfg.batch_size)  # 1 pass over SciFact's 919 training judgements
     assert (cfg.query_prefix, cfg.passage_prefix) == ("", "")  # all-MiniLM-L6-v2 was trained without prefixes
 
 
