@@ -53,6 +53,7 @@ def calibration_texts(n: int = CALIBRATION_TEXTS, min_chars: int = 80) -> tuple[
     """
     import importlib
     import inspect
+    import warnings
 
     paragraphs: dict[str, None] = {}
     for name in CALIBRATION_MODULES:
@@ -61,9 +62,10 @@ def calibration_texts(n: int = CALIBRATION_TEXTS, min_chars: int = 80) -> tuple[
         except ImportError:
             continue
         docs = [inspect.getdoc(module) or ""]
-        for attr in sorted(dir(module)):
-            if not attr.startswith("_"):
-                docs.append(inspect.getdoc(getattr(module, attr, None)) or "")
+        with warnings.catch_warnings():  # some attributes are deprecated aliases that warn when touched
+            warnings.simplefilter("ignore")
+            docs += [inspect.getdoc(getattr(module, attr, None)) or "" for attr in sorted(dir(module))
+                     if not attr.startswith("_")]
         for doc in docs:
             for para in doc.split("\n\n"):
                 text = " ".join(para.split())
@@ -127,10 +129,14 @@ def quantize_int8(ov_model, calibration: Sequence[tuple[np.ndarray, np.ndarray]]
 
     if not calibration:
         raise ValueError("int8 calibration needs at least one batch")
+    import contextlib
+    import io
+
     logging.getLogger("nncf").setLevel(logging.ERROR)
     items = [{"input_ids": i, "attention_mask": m} for i, m in calibration]
-    return nncf.quantize(ov_model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER,
-                         subset_size=len(items))
+    with contextlib.redirect_stdout(io.StringIO()):  # NNCF draws progress bars on stdout
+        return nncf.quantize(ov_model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER,
+                             subset_size=len(items))
 
 
 class OpenVinoEncoder:
@@ -160,6 +166,8 @@ class OpenVinoEncoder:
             if not calibration:
                 raise ValueError("ov-int8 needs calibration token ids (E5 passes calibration_texts())")
             ov_model = quantize_int8(ov_model, [pad_batch([seq], pad_id) for seq in calibration])
+        # how many int8 quantize points the graph has (0 unless int8): a check that int8 really runs
+        self.quantized_ops = sum(op.get_type_name() == "FakeQuantize" for op in ov_model.get_ops())
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
