@@ -40,7 +40,7 @@ def openvino_missing() -> str | None:
         import nncf  # noqa: F401
         import openvino  # noqa: F401
     except ImportError as exc:
-        return f"OpenVINO backend needs openvino and nncf (pip install 'e5kit[bench]'): {exc}"
+        return f"OpenVINO backend needs openvino and nncf (pip install 'e5kit[openvino]'): {exc}"
     return None
 
 
