@@ -143,11 +143,12 @@ class OpenVinoEncoder:
     """Runs batches of token ids through an OpenVINO-compiled encoder (CPU); same `embed` as TransformerEncoder.
 
     `calibration` (int8 only): token-id lists of non-evaluation texts; each becomes a batch of one.
+    `extra_config`: more OpenVINO compile properties (e.g. {"PERF_COUNT": True} for a profile).
     """
 
     def __init__(self, model: torch.nn.Module, pad_id: int, pooling: str, device: torch.device, *,
                  precision: str = "fp32", calibration: Sequence[Sequence[int]] | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, extra_config: dict[str, object] | None = None) -> None:
         import openvino as ov
 
         missing = openvino_missing()
@@ -171,6 +172,7 @@ class OpenVinoEncoder:
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
+        config.update(extra_config or {})
         self.compiled = ov.Core().compile_model(ov_model, "CPU", config)
         self.request = self.compiled.create_infer_request()
 
