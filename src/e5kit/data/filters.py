@@ -214,19 +214,32 @@ class NearDedup:
         return None
 
 
+def enabled_steps(cfg: RuleConfig) -> list[str]:
+    """Names of the steps `cfg` switches on, in their fixed order (a subset of STEPS)."""
+    on = {"length": True, "decontaminate": cfg.decontaminate, "language": cfg.english,
+          "exact_dedup": cfg.exact_dedup, "near_dedup": cfg.near_dedup}
+    return [name for name in STEPS if on[name]]
+
+
+def make_check(name: str, cfg: RuleConfig) -> Check:
+    """The one check called `name` (one of STEPS), made from `cfg`; other pipelines (e5kit.scale) wrap these."""
+    if name == "length":
+        return LengthFilter(cfg)
+    if name == "decontaminate":
+        return Decontaminator(eval_folders(cfg), min_chars=cfg.decon_min_chars)
+    if name == "language":
+        return LanguageFilter(cfg.lang_backend, cfg.min_lang_prob)
+    if name == "exact_dedup":
+        return ExactDedup()
+    if name == "near_dedup":
+        return NearDedup(cfg.near_threshold, cfg.num_perm, cfg.shingle_words)
+    raise ValueError(f"unknown rule step {name!r}; steps: {', '.join(STEPS)}")
+
+
 def make_filters(cfg: RuleConfig) -> tuple[list[Check], Decontaminator | None]:
     """The enabled filters in their fixed order, and the decontaminator (for its summary)."""
-    steps: list[Check] = [LengthFilter(cfg)]
-    decon = None
-    if cfg.decontaminate:
-        decon = Decontaminator(eval_folders(cfg), min_chars=cfg.decon_min_chars)
-        steps.append(decon)
-    if cfg.english:
-        steps.append(LanguageFilter(cfg.lang_backend, cfg.min_lang_prob))
-    if cfg.exact_dedup:
-        steps.append(ExactDedup())
-    if cfg.near_dedup:
-        steps.append(NearDedup(cfg.near_threshold, cfg.num_perm, cfg.shingle_words))
+    steps = [make_check(name, cfg) for name in enabled_steps(cfg)]
+    decon = next((s for s in steps if isinstance(s, Decontaminator)), None)
     return steps, decon
 
 
@@ -260,6 +273,35 @@ class FilterReport:
         return {"input": self.input, "kept": self.kept, "steps": steps,
                 "by_source": {s: dict(c) for s, c in sorted(self.by_source.items())},
                 "examples": dict(self.examples)}
+
+    def record(self, pair: Pair, step: str, reason: str | None, examples: int = 3) -> None:
+        """Count one pair that `step` dropped for `reason` (None: kept), with a few examples per reason."""
+        if reason is None:
+            self.kept += 1
+            self.by_source[pair.source]["kept"] += 1
+            return
+        self.steps[step][reason] += 1
+        self.by_source[pair.source][reason] += 1
+        # no examples of evaluation text: the report must not carry it around
+        if not reason.startswith("eval_") and len(self.examples[reason]) < examples:
+            self.examples[reason].append({"query": pair.query[:200], "passage": pair.passage[:300],
+                                          "source": pair.source})
+
+    def raw(self) -> dict[str, Any]:
+        """The counts as plain JSON, to be summed with `add` (reports of many workers make one)."""
+        return {"input": self.input, "kept": self.kept,
+                "steps": {k: dict(v) for k, v in self.steps.items()},
+                "by_source": {k: dict(v) for k, v in self.by_source.items()}, "examples": dict(self.examples)}
+
+    def add(self, raw: dict[str, Any], examples: int = 3) -> None:
+        """Add the counts of another report's `raw()`."""
+        self.input += int(raw["input"])
+        self.kept += int(raw["kept"])
+        for key, mine in (("steps", self.steps), ("by_source", self.by_source)):
+            for name, counts in raw[key].items():
+                mine[name].update(counts)
+        for reason, items in raw["examples"].items():
+            self.examples[reason].extend(items[:max(0, examples - len(self.examples[reason]))])
 
 
 def _one_blas_thread() -> Any:
@@ -308,21 +350,15 @@ def filter_rules(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         for pair in pairs:
             report.input += 1
             report.by_source[pair.source]["input"] += 1
-            reason = None
+            reason, name = None, ""
             for step in steps:
                 reason = step(pair)
                 if reason:
-                    report.steps[step.name][reason] += 1  # type: ignore[attr-defined]
-                    report.by_source[pair.source][reason] += 1
-                    # no examples of evaluation text: the report must not carry it around
-                    if not reason.startswith("eval_") and len(report.examples[reason]) < cfg.examples_per_reason:
-                        report.examples[reason].append({"query": pair.query[:200],
-                                                        "passage": pair.passage[:300], "source": pair.source})
+                    name = step.name  # type: ignore[attr-defined]
                     break
+            report.record(pair, name, reason, cfg.examples_per_reason)
             if reason is None:
                 writer.write(pair)
-                report.kept += 1
-                report.by_source[pair.source]["kept"] += 1
             bar.update(1)
         bad_summary = bad.finish()
     bar.close()
