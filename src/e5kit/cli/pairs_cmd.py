@@ -59,6 +59,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--tokenizer", default=None, help="model folder whose tokenizer counts tokens (default: words)")
     for step in ("decontaminate", "english", "exact-dedup", "near-dedup"):
         c.add_argument(f"--no-{step}", action="store_true", help=f"skip the {step} step")
+    c.add_argument("--executor", choices=("local", "slurm", "ray"), default=None,
+                   help="run as a datatrove pipeline (dedup global over all tasks; docs/scale.md); default local "
+                        "when --tasks or --workers is given, else in this process")
+    c.add_argument("--tasks", type=int, default=None, help="datatrove tasks (parts of the input)")
+    c.add_argument("--workers", type=int, default=None, help="datatrove tasks at once (-1: all)")
+    c.add_argument("--address", default=None, help="ray executor: cluster address (default $RAY_ADDRESS)")
+    c.add_argument("--partition", default=None, help="slurm executor: partition")
+    c.add_argument("--time", default="24:00:00", help="slurm executor: time limit per task")
+    c.add_argument("--no-resume", action="store_true", help="datatrove: start over instead of resuming")
     c.set_defaults(run=run_clean)
 
     f = sub.add_parser("filter", help="consistency filter: keep pairs whose passage ranks in the top-k of a pool")
@@ -113,6 +122,13 @@ def _output(args: argparse.Namespace):
                           **({} if args.max_bad_fraction is None else {"max_bad_fraction": args.max_bad_fraction}))
 
 
+def _pipeline(args: argparse.Namespace):
+    from e5kit.scale.pairs import PipelineSettings
+
+    return PipelineSettings(executor=args.executor or "local", tasks=args.tasks or 1, workers=args.workers or 1,
+                            address=args.address, partition=args.partition, time=args.time)
+
+
 def run_build(args: argparse.Namespace) -> int:
     from e5kit.data.build import build_pairs
 
@@ -133,7 +149,12 @@ def run_clean(args: argparse.Namespace) -> int:
         off["default_eval_sets"] = False
     cfg = RuleConfig.load(args.config, eval_dirs=args.eval_dir or None, lang_backend=args.lang_backend,
                           tokenizer=args.tokenizer, **off)
-    rep = filter_rules(args.src, args.out, cfg, output=_output(args))
+    if args.executor or args.tasks or args.workers:
+        from e5kit.scale.pairs import clean_pairs
+
+        rep = clean_pairs(args.src, args.out, cfg, output=_output(args), pipeline=_pipeline(args))
+    else:
+        rep = filter_rules(args.src, args.out, cfg, output=_output(args))
     print_rule_report(rep, args.out)
     return 0
 

@@ -164,6 +164,11 @@ def make_english_scorer(backend: str) -> Callable[[str], float]:
     raise ValueError(f"language backend must be one of {LANG_BACKENDS}, got {backend!r}")
 
 
+def pair_key(pair: Pair) -> int:
+    """64-bit key of a pair's normalized (query, passage): equal keys are exact duplicates."""
+    return text_key(normalize_text(pair.query) + "\x1f" + normalize_text(pair.passage))
+
+
 class ExactDedup:
     """Drop a pair whose normalized (query, passage) was seen before."""
 
@@ -173,7 +178,7 @@ class ExactDedup:
         self.seen: set[int] = set()
 
     def __call__(self, pair: Pair) -> str | None:
-        key = text_key(normalize_text(pair.query) + "\x1f" + normalize_text(pair.passage))
+        key = pair_key(pair)
         if key in self.seen:
             return "exact_duplicate"
         self.seen.add(key)
@@ -304,7 +309,7 @@ class FilterReport:
             self.examples[reason].extend(items[:max(0, examples - len(self.examples[reason]))])
 
 
-def _one_blas_thread() -> Any:
+def one_blas_thread() -> Any:
     """langid's per-text matrix product is tiny; multi-threaded BLAS only adds contention (10x slower here)."""
     try:
         from threadpoolctl import threadpool_limits
@@ -345,7 +350,7 @@ def filter_rules(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     names = [s.name for s in steps]  # type: ignore[attr-defined]
     report = FilterReport()
     bar = tqdm(unit="pair", desc="rule filters", disable=o.show_progress is False)
-    with _one_blas_thread(), PairWriter(out, fmt=o.fmt, shard_bytes=o.shard_bytes, prefix=prefix, resume=False,
+    with one_blas_thread(), PairWriter(out, fmt=o.fmt, shard_bytes=o.shard_bytes, prefix=prefix, resume=False,
                     info={"from": [str(s) for s in srcs], "filters": names}) as writer:
         for pair in pairs:
             report.input += 1
