@@ -26,6 +26,25 @@ def require(module: str, what: str) -> Any:
                           f"scale extra: {EXTRA}") from None
 
 
+def check_address(address: str | None) -> None:
+    """Refuse, in seconds and before any work, a Ray address where nothing listens (`auto` and `local` are
+    Ray's to resolve)."""
+    import socket
+
+    if not address or address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise EngineError(f"Ray address {address!r} is not HOST:PORT (or ray://HOST:PORT, auto)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise EngineError(f"cannot reach a Ray cluster at {address!r} ({exc}); start one (`ray start --head`) and "
+                          "pass its address with --address (or RAY_ADDRESS), or leave both out for a local Ray") \
+            from None
+
+
 def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> Any:
     """`ray` initialised: at `address` (or $RAY_ADDRESS) when given, else a local Ray on this machine
     (`num_cpus` of its cores). A cluster that cannot be reached is one EngineError naming the address."""
@@ -33,6 +52,7 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> A
     if ray.is_initialized():
         return ray
     address = address or os.environ.get("RAY_ADDRESS") or None
+    check_address(address)
     try:
         if address:
             ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)

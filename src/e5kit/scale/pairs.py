@@ -40,7 +40,7 @@ from e5kit.data.shards import OutputSettings, list_shards, remove_shards
 from e5kit.errors import E5kitError
 from e5kit.io.atomic import atomic_write_json
 from e5kit.options import with_options
-from e5kit.scale.deps import connect_ray, require
+from e5kit.scale.deps import check_address, connect_ray, require
 
 EXECUTORS = ("local", "slurm", "ray")
 STAGES = ("rules", "buckets", "clusters", "dedup", "report")
@@ -237,6 +237,9 @@ def clean_pairs(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], 
     if o.part is not None:
         raise ValueError("part (--shard) and the datatrove pipeline exclude each other: datatrove splits the work "
                          "itself (--tasks) and deduplicates across all of it")
+    if run.executor == "ray":
+        require("ray", "--executor ray")
+        check_address(run.address or os.environ.get("RAY_ADDRESS"))
     srcs = [str(src)] if isinstance(src, (str, os.PathLike)) else [str(s) for s in src]
     plan = _Plan(srcs, Path(out), cfg or RuleConfig(), o, run)
     _prepare(plan, o.resume)

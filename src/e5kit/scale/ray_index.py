@@ -10,12 +10,13 @@ slices (`--shard I/N`, each slice a Ray job) and merge.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from e5kit.index.build import EncodeGroups, encode_shard
-from e5kit.scale.deps import EngineError, connect_ray
+from e5kit.scale.deps import EngineError, check_address, connect_ray, require
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,11 @@ def _pool(ray: Any, s: RaySettings) -> tuple[int, float]:
 
 
 def ray_encoder(settings: RaySettings | None = None) -> EncodeGroups:
-    """An `encode_groups` for `build_index` that encodes the shards on Ray Data (see the module doc)."""
+    """An `encode_groups` for `build_index` that encodes the shards on Ray Data (see the module doc). Ray being
+    installed and the cluster address answering are checked here, before any work."""
     s = settings or RaySettings()
+    require("ray.data", "--engine ray")
+    check_address(s.address or os.environ.get("RAY_ADDRESS"))
 
     def encode(groups: Iterator[Any], model: Any, normalize: bool) -> Iterator[tuple[Any, Any]]:
         ray = connect_ray(s.address, num_cpus=s.local_cpus)
