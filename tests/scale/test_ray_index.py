@@ -15,14 +15,6 @@ from e5kit.scale.deps import EngineError
 ray = pytest.importorskip("ray", reason="the scale extra (ray) is not installed: pip install 'e5kit[scale]'")
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray (2 CPUs) for the module: starting one takes seconds."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def _corpus(path, n=70):
     with open(path, "w", encoding="utf-8") as fh:
         for i in range(n):

@@ -108,3 +108,15 @@ def engine_encoder(args: argparse.Namespace) -> Any:
 
     return ray_encoder(RaySettings(address=args.address, workers=args.ray_workers,
                                    gpus_per_worker=args.gpus_per_worker))
+
+
+def engine_pair_encoder(args: argparse.Namespace) -> Any:
+    """`pairs filter`'s model: the name (encoded in this process) or, with --engine ray, a pool of E5 actors."""
+    if args.engine != "ray":
+        return args.model
+    from e5kit.scale.ray_index import RaySettings
+    from e5kit.scale.ray_pairs import RayPairEncoder
+
+    return RayPairEncoder(args.model, RaySettings(address=args.address, workers=args.ray_workers,
+                                                  gpus_per_worker=args.gpus_per_worker),
+                          precision=args.precision, max_seq_length=args.max_seq_length)

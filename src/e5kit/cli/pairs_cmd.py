@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from e5kit.cli import common
 from e5kit.data.sources import SOURCES
 
 
@@ -84,6 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--max-seq-length", type=int, default=None, help="truncate inputs to this many tokens")
     _common(f)
     f.add_argument("--no-resume", action="store_true")
+    common.add_engine_args(f)
     f.set_defaults(run=run_filter)
 
     s = sub.add_parser("stats", help="counts per source, length histograms (PNG), filter reasons, samples")
@@ -166,7 +168,7 @@ def run_filter(args: argparse.Namespace) -> int:
     settings = ConsistencySettings(**vars(_output(args)), pool_size=args.pool_size, top_k=args.top_k,
                                    pool_from=args.pool_from, chunk_size=args.chunk_size, seed=args.seed,
                                    device=args.device, precision=args.precision, max_seq_length=args.max_seq_length)
-    rep = consistency_filter(args.src, args.out, model=args.model, settings=settings)
+    rep = consistency_filter(args.src, args.out, model=common.engine_pair_encoder(args), settings=settings)
     print_consistency_report(rep, args.out)
     return 0
 

@@ -71,7 +71,7 @@ class E5Actor:
         return {"shard": np.asarray(batch["shard"]), "vectors": out}
 
 
-def _pool(ray: Any, s: RaySettings) -> tuple[int, float]:
+def pool_size(ray: Any, s: RaySettings) -> tuple[int, float]:
     """(actors, GPUs per actor) from the settings and the cluster's resources."""
     res = ray.cluster_resources()
     gpus = s.gpus_per_worker if s.gpus_per_worker is not None else (1.0 if res.get("GPU", 0) else 0.0)
@@ -91,7 +91,7 @@ def ray_encoder(settings: RaySettings | None = None) -> EncodeGroups:
         todo = {g.index: g for g in groups}
         if not todo:
             return
-        workers, gpus = _pool(ray, s)
+        workers, gpus = pool_size(ray, s)
         ds = ray.data.from_items([{"shard": j, "texts": [r.text for r in g.records]} for j, g in todo.items()],
                                  override_num_blocks=len(todo))
         device = "cuda" if gpus else "cpu"
