@@ -162,7 +162,7 @@ def _pipelines(plan: _Plan) -> list[tuple[str, list[Any], int]]:
 
 
 def _executors(plan: _Plan, stages: list[tuple[str, list[Any], int]]) -> list[Any]:
-    """One datatrove executor per stage, each depending on the one before."""
+    """One datatrove executor per stage; on Slurm each depends on the one before (elsewhere they run in turn)."""
     import sys
 
     run, out, prev = plan.run, [], None
@@ -172,12 +172,12 @@ def _executors(plan: _Plan, stages: list[tuple[str, list[Any], int]]) -> list[An
         if run.executor == "local":
             from datatrove.executor import LocalPipelineExecutor
 
-            ex = LocalPipelineExecutor(steps, tasks=tasks, workers=workers, logging_dir=logs, depends=prev)
+            ex = LocalPipelineExecutor(steps, tasks=tasks, workers=workers, logging_dir=logs)
         elif run.executor == "ray":
             from datatrove.executor.ray import RayPipelineExecutor
 
-            ex = RayPipelineExecutor(steps, tasks=tasks, workers=workers, logging_dir=logs, depends=prev,
-                                     cpus_per_task=run.cpus_per_task)
+            ex = RayPipelineExecutor(steps, tasks=tasks, workers=workers, logging_dir=logs,
+                                     cpus_per_task=run.cpus_per_task, mem_per_cpu_gb=0.5)
         else:
             from datatrove.executor.slurm import SlurmPipelineExecutor
 
@@ -223,6 +223,18 @@ def _failed(plan: _Plan, stages: list[tuple[str, list[Any], int]], executors: li
     return f"datatrove pipeline failed: {type(exc).__name__}: {exc}"
 
 
+def _run_in_turn(plan: _Plan, stages: list[tuple[str, list[Any], int]], executors: list[Any]) -> None:
+    """Run the stages one after the other, each checked complete: a failed task stops the run with its rank and
+    log instead of leaving the next stage waiting for it."""
+    for ex, (_, _, tasks) in zip(executors, stages, strict=True):
+        try:
+            ex.run()
+        except Exception as exc:
+            raise E5kitError(_failed(plan, stages, executors, exc)) from exc
+        if ex.get_incomplete_ranks(range(tasks), skip_completed=True):
+            raise E5kitError(_failed(plan, stages, executors, RuntimeError("tasks failed; see their logs")))
+
+
 def clean_pairs(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
                 cfg: RuleConfig | None = None, *, output: OutputSettings | None = None,
                 pipeline: PipelineSettings | None = None, **options: Any) -> dict[str, Any]:
@@ -247,10 +259,10 @@ def clean_pairs(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], 
         connect_ray(run.address)
     stages = _pipelines(plan)
     executors = _executors(plan, stages)
-    try:
+    if run.executor == "slurm":  # job arrays chained by Slurm dependencies; this call only submits them
         executors[-1].run()
-    except Exception as exc:
-        raise E5kitError(_failed(plan, stages, executors, exc)) from exc
+    else:
+        _run_in_turn(plan, stages, executors)
     report = Path(out) / "report-rules.json"
     if run.executor == "slurm" and not report.exists():
         return {"submitted": True, "stages": [s[0] for s in stages], "logs": plan.dir("logs")}
