@@ -236,3 +236,11 @@ def test_cli_pairs_clean_with_executor(tmp_path, capsys):
     assert main(["pairs", "clean", str(src), "-o", str(tmp_path / "o2"), "--tasks", "2", "--shard", "0/2",
                  "--no-english", "--no-decontaminate"]) == 1
     assert "exclude each other" in capsys.readouterr().err
+
+
+def test_ray_executor_keeps_the_same_pairs(runs, local_ray):
+    """The same pipeline on datatrove's Ray executor (a local Ray, 2 CPUs): the same kept pairs."""
+    root, src, _, one, _ = runs
+    rep = clean_pairs(src, root / "ray", RuleConfig(**CFG), executor="ray", tasks=4, workers=2)
+    assert set(kept_ids(root / "ray")) == set(kept_ids(root / "t1"))
+    assert rep["steps"] == one["steps"] and rep["engine"]["executor"] == "ray"

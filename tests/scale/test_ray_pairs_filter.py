@@ -28,7 +28,8 @@ def test_ray_filter_keeps_the_same_pairs_as_in_process(tmp_path, tiny_e5, local_
     rep_a = json.loads((tmp_path / "inproc" / "report-consistency.json").read_text())
     rep_b = json.loads((tmp_path / "ray" / "report-consistency.json").read_text())
     assert rep_a["kept"] == rep_b["kept"] == len(a)
-    assert rep_a["settings"]["model"] == rep_b["settings"]["model"]  # the same fingerprint: either can resume the other's run
+    # the same fingerprint in the settings: either run can resume the other's
+    assert rep_a["settings"]["model"] == rep_b["settings"]["model"]
 
 
 def test_ray_filter_with_an_address_where_nothing_listens_is_one_error(tmp_path, tiny_e5, capsys):
