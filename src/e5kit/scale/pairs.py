@@ -43,7 +43,6 @@ from e5kit.options import with_options
 from e5kit.scale.deps import check_address, connect_ray, require
 
 EXECUTORS = ("local", "slurm", "ray")
-STAGES = ("rules", "buckets", "clusters", "dedup", "report")
 WORK = ".datatrove"
 
 
