@@ -138,7 +138,7 @@ def run_build(args: argparse.Namespace) -> int:
                              merge=not args.no_merge)
     kwargs = model_kwargs(args)
     kwargs["device"] = kwargs["device"] or rank_device()  # one GPU per torchrun rank
-    report = build_index(args.corpus, args.output, model=index_model(args.output, model=args.model, **kwargs),
+    report = build_index(args.corpus, args.output, model=lambda: index_model(args.output, model=args.model, **kwargs),
                          settings=settings, encode_groups=common.engine_encoder(args))
     log.info("%s", report.summary())
     return 0

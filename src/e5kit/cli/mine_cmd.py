@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from e5kit.cli.render import print_mine_report
-    from e5kit.data.mine import MineSettings, mine_negatives, prepare_index
+    from e5kit.data.mine import MineSettings, check_mine_paths, mine_negatives, prepare_index
     from e5kit.data.shards import OutputSettings
     from e5kit.data.teacher import TeacherSettings
     from e5kit.index.search import index_model
@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
                               args.teacher_batch_tokens)
     output = OutputSettings(fmt=args.format, part=args.shard, resume=not args.no_resume,
                             show_progress=progress_flag(args))
+    check_mine_paths(args.pairs, args.out, args.index, args.corpus)  # before the model loads
     model = index_model(args.index, model=args.model, **model_kwargs(args))
     index = prepare_index(args.index, args.corpus, model, method=args.method, show_progress=progress_flag(args))
     report = mine_negatives(args.pairs, args.out, index=index, model=model, settings=settings, teacher=teacher,

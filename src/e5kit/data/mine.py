@@ -35,7 +35,7 @@ import numpy as np
 from e5kit.data.build import parse_part, part_prefix
 from e5kit.data.labeled import read_qrels
 from e5kit.data.pairs import Pair, normalize_text
-from e5kit.data.shards import OutputSettings, PairWriter, iter_pairs, read_manifest
+from e5kit.data.shards import OutputSettings, PairWriter, iter_pairs, list_shards, read_manifest
 from e5kit.data.teacher import TeacherSettings
 from e5kit.errors import E5kitError
 from e5kit.io.atomic import atomic_write_json
@@ -268,6 +268,27 @@ def select(pair: Pair, hits: list[Any], cand_scores: np.ndarray | None, pos_scor
     chosen = survivors[: s.negatives]
     counts["kept"] = len(chosen)
     return chosen, counts
+
+
+def check_mine_paths(inputs: Sequence[str | os.PathLike[str]] | str, out: str | os.PathLike[str],
+                     index: str | os.PathLike[str] | None = None, corpus: Sequence[str] | None = None) -> None:
+    """Refuse, before any model loads, what would fail later: missing pair inputs, an output that is a file or
+    cannot be written, a missing index folder when no corpus is given to build it, a missing corpus file."""
+    from e5kit.index.layout import IndexLayout
+    from e5kit.io.atomic import check_folder_writable
+
+    for src in [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs:
+        list_shards(src)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise E5kitError(f"output {out} is a file; name a folder for the mined pair shards")
+    check_folder_writable(out, out)
+    if index is not None and not corpus and not IndexLayout(index).exists():
+        raise E5kitError(f"{index} holds no e5kit index (no manifest.json); build one with `e5kit index build` "
+                         "or pass --corpus to build it here")
+    for path in corpus or ():
+        if not Path(path).exists():
+            raise FileNotFoundError(f"no such corpus file or folder: {path}")
 
 
 def _check_resume(out: Path, prefix: str, info: dict[str, Any], resume: bool) -> None:

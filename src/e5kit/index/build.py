@@ -41,7 +41,7 @@ from e5kit.index.layout import (
     read_json,
 )
 from e5kit.index.merge import merge_index
-from e5kit.io.atomic import atomic_write_json
+from e5kit.io.atomic import atomic_write_json, check_folder_writable
 from e5kit.io.records import TextRecord
 from e5kit.options import with_options
 
@@ -165,13 +165,10 @@ def check_output(layout: IndexLayout) -> None:
         if not layout.exists() and any(folder.iterdir()):
             raise IndexFormatError(f"{folder} is not empty and holds no e5kit index (no manifest.json); choose an "
                                    "empty or new folder: e5kit does not write into other files' folders")
-        where = folder
-    else:
-        where = next(p for p in folder.absolute().parents if p.exists())
-        if not where.is_dir():
-            raise IndexFormatError(f"{where} is not a folder, so {folder} cannot be made; choose another output")
-    if not os.access(where, os.W_OK | os.X_OK):
-        raise IndexFormatError(f"{where} is not writable, so the index {folder} cannot be written there")
+    try:
+        check_folder_writable(folder, folder)
+    except OSError as exc:
+        raise IndexFormatError(f"{exc}; choose another output folder for the index") from None
 
 
 def check_slices(layout: IndexLayout, worker: tuple[int, int]) -> None:
@@ -293,6 +290,8 @@ def _load_model(model: Any, existing: IndexSettings | None, precision: str | Non
 
     if isinstance(model, E5):
         return model
+    if callable(model):  # a loader: the model loads only after every check passed (the CLI passes one)
+        return model()
     name = model or (existing.model if existing else DEFAULT_MODEL)
     return E5(
         name,
@@ -472,9 +471,10 @@ def build_index(corpus: Any, folder: str | os.PathLike[str], *, model: Any = Non
                 **options: Any) -> BuildReport:
     """Encode `corpus` (files, or a BEIR folder) into the index at `folder`; resumes and appends by itself.
 
-    `model` is an E5 or a model name (default: the index's model, else the E5 default). `settings` (or
-    its fields as keyword `options`, e.g. shard_size=16) say how; see BuildSettings. `encode_groups` encodes
-    the shards elsewhere (e5kit.scale.ray_index: Ray Data); the layout, resume and merge stay the same.
+    `model` is an E5, a model name, or a no-argument loader called after all checks (default: the index's
+    model, else the E5 default). `settings` (or its fields as keyword `options`, e.g. shard_size=16) say how;
+    see BuildSettings. `encode_groups` encodes the shards elsewhere (e5kit.scale.ray_index: Ray Data); the
+    layout, resume and merge stay the same.
     """
     b = with_options(BuildSettings, settings, options)
     started = time.perf_counter()
