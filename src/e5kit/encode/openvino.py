@@ -162,6 +162,9 @@ class OpenVinoEncoder:
         self.dtype = torch.float32
         self.backend = "openvino"
         self.model = None  # the HF module is not kept: E5.save re-reads fp32 weights for non-fp32 modes
+        self.config = model.config  # for E5.info's memory estimate
+        self.parameter_count = sum(p.numel() for p in model.parameters())
+        self.weight_bytes = {"int8": 1, "bf16": 2}.get(precision, 4)  # as OpenVINO holds the big matrices
         ov_model = export_openvino(model, pooling, pad_id)
         if precision == "int8":
             if not calibration:
