@@ -13,10 +13,10 @@ import numpy as np
 
 from e5kit.encode.batching import DEFAULT_MAX_TOKENS, TokenBudgetBatcher
 from e5kit.encode.engine import EncodeEngine, EncodeStats
-from e5kit.encode.precision import DTYPES, resolve_device, resolve_precision
+from e5kit.encode.precision import make_encoder, resolve_device, resolve_precision
 from e5kit.model.checkpoint import DEFAULT_MODEL, Checkpoint, read_checkpoint
-from e5kit.model.encoder import TransformerEncoder, load_hf_model, load_tokenizer
-from e5kit.model.prompts import STANDARD_ROLES, PromptPolicy, passage_text, policy_for
+from e5kit.model.encoder import load_hf_model, load_tokenizer
+from e5kit.model.prompts import PromptPolicy, checkpoint_policy, passage_text
 from e5kit.model.tokenize import TokenizedTexts, check_text
 
 log = logging.getLogger("e5kit")
@@ -72,8 +72,9 @@ class E5:
 
     `model` is a local folder (Hugging Face or sentence-transformers layout) or a hub id; the
     default is intfloat/e5-base-unsupervised. `precision` is one of fp32 (exact, default), bf16,
-    fp16 (GPU), int8 (CPU, outside the quality budget), auto (fastest inside it); `.precision` is the
-    mode in force. `prompts` overrides the prefix policy, e.g. {"query": "query: ", "passage": "passage: "}.
+    fp16 (GPU), int8 (CPU, outside the quality budget), ov-fp32 / ov-bf16 / ov-int8 (OpenVINO, CPU),
+    auto (fastest inside it); `.precision` is the mode in force. `prompts` overrides the prefix policy,
+    e.g. {"query": "query: ", "passage": "passage: "}.
     BERT-family encoders (E5, multilingual-e5 on XLM-RoBERTa) and Mistral-style decoders (e5-mistral:
     last-token pooling, EOS appended) load; a checkpoint that ships its own code loads only with
     `trust_remote_code=True`.
@@ -98,23 +99,13 @@ class E5:
                     f"max_seq_length must be an int in [2, {self.checkpoint.max_seq_length}], got {max_seq_length!r}"
                 )
         self.max_seq_length = max_seq_length or self.checkpoint.max_seq_length
-        self.policy: PromptPolicy = policy_for(self._family_name(), self.checkpoint.stored_prompts, prompts)
+        self.policy: PromptPolicy = checkpoint_policy(self.checkpoint, prompts)
         tokenizer = load_tokenizer(self.checkpoint, self.max_seq_length, trust_remote_code=trust_remote_code)
         hf_model = load_hf_model(self.checkpoint, trust_remote_code=trust_remote_code)
-        encoder = TransformerEncoder(hf_model, tokenizer.pad_id, self.checkpoint.pooling, self.device,
-                                     DTYPES[self.precision], int8=self.precision == "int8")
+        encoder = make_encoder(hf_model, tokenizer, self.checkpoint.pooling, self.device, self.precision)
         self.dim = int(hf_model.config.hidden_size)
         self.engine = EncodeEngine(tokenizer, encoder, TokenBudgetBatcher(max_tokens=max_tokens_per_batch), self.dim)
         self.last_stats = EncodeStats()
-
-    def _family_name(self) -> str:
-        """The name the prefix policy matches on: hub id, else folder name, else config's origin."""
-        name = self.checkpoint.name.rstrip("/")
-        if not Path(name).expanduser().is_dir():
-            return name
-        folder = Path(name).expanduser().resolve().name
-        origin = str(self.checkpoint.config.get("_name_or_path") or "")
-        return folder if policy_for(folder, None).source != "none" else origin
 
     # -- what the model is --------------------------------------------------------------------
     @property
@@ -161,27 +152,31 @@ class E5:
         return f"E5({self.name!r}, device={str(self.device)!r}, precision={self.precision!r}, dim={self.dim})"
 
     # -- encoding -----------------------------------------------------------------------------
-    def _prefix(self, prefix: str | None, prompt_name: str | None) -> str:
+    def _prefix(self, prefix: str | None, prompt_name: str | None, instruction: str | None = None) -> str:
         if prefix is not None and prompt_name is not None:
             raise ValueError("give either prefix= or prompt_name=, not both")
+        if instruction is not None and prompt_name != "query":
+            raise ValueError("instruction= formats queries: use encode_queries(..., instruction=...) or "
+                             f"prompt_name='query' (got prompt_name={prompt_name!r}, prefix={prefix!r})")
         if prompt_name is not None:
             if not isinstance(prompt_name, str) or not self.policy.knows(prompt_name):
-                known = sorted({*STANDARD_ROLES, *self.policy.prompts})
-                raise ValueError(f"prompt_name {prompt_name!r} is not one of {known}")
-            return self.policy.prefix_for(prompt_name)
+                raise ValueError(f"prompt_name {prompt_name!r} is not one of {list(self.policy.roles)}")
+            return self.policy.prefix_for(prompt_name, instruction)
         if prefix is not None and not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
         return prefix or ""
 
     def encode(self, texts: Texts, *, prefix: str | None = None, prompt_name: str | None = None,
-               normalize: bool = True, show_progress: bool | None = None) -> np.ndarray:
-        """Embed texts as given, after adding `prefix` (or the prompt named `prompt_name`).
+               instruction: str | None = None, normalize: bool = True,
+               show_progress: bool | None = None) -> np.ndarray:
+        """Embed texts as given, after adding `prefix` (or the prompt named `prompt_name`; for an instruct
+        model's "query" prompt, `instruction` is the task description, docs/models.md).
 
         Returns float32 (n, dim) in input order; an empty list gives (0, dim). Empty strings are
         valid: they embed as the prefix plus the special tokens, exactly as the reference code does.
         """
         items = _as_texts(texts)
-        pre = self._prefix(prefix, prompt_name)
+        pre = self._prefix(prefix, prompt_name, instruction)
         normalize = _check_bool("normalize", normalize)
         if show_progress is not None:
             _check_bool("show_progress", show_progress)
@@ -191,9 +186,10 @@ class E5:
         self.last_stats = stats
         return out
 
-    def encode_queries(self, texts: Texts, **kwargs: Any) -> np.ndarray:
-        """Embed queries with the model's query prompt ("query: " for E5)."""
-        return self.encode(texts, prompt_name="query", **kwargs)
+    def encode_queries(self, texts: Texts, *, instruction: str | None = None, **kwargs: Any) -> np.ndarray:
+        """Embed queries with the model's query prompt ("query: " for E5; "Instruct: {instruction}\\nQuery: "
+        for the instruct models, with their documented default when `instruction` is None)."""
+        return self.encode(texts, prompt_name="query", instruction=instruction, **kwargs)
 
     def encode_passages(self, passages: str | Iterable[str | Mapping[str, str]], **kwargs: Any) -> np.ndarray:
         """Embed passages (str, or {"title", "text"} joined as title + " " + text) with the passage prompt."""
@@ -203,10 +199,10 @@ class E5:
         return self.encode([passage_text(p, i) for i, p in enumerate(items)], prompt_name="passage", **kwargs)
 
     def iter_encode(self, texts: Iterable[str], *, prefix: str | None = None, prompt_name: str | None = None,
-                    normalize: bool = True, show_progress: bool | None = None, total: int | None = None,
-                    chunk_size: int | None = None) -> Iterator[np.ndarray]:
+                    instruction: str | None = None, normalize: bool = True, show_progress: bool | None = None,
+                    total: int | None = None, chunk_size: int | None = None) -> Iterator[np.ndarray]:
         """Stream (chunk, dim) arrays for a stream of texts too large to hold; memory bounded by chunk_size."""
-        pre = self._prefix(prefix, prompt_name)
+        pre = self._prefix(prefix, prompt_name, instruction)
         normalize = _check_bool("normalize", normalize)
         if chunk_size is not None:
             _check_positive_int("chunk_size", chunk_size)
@@ -230,25 +226,27 @@ class E5:
                                            total=total, stats=self.last_stats, **kwargs)
 
     def count_tokens(self, texts: Texts, *, prefix: str | None = None, prompt_name: str | None = None,
-                     truncate: bool = True) -> list[int]:
+                     instruction: str | None = None, truncate: bool = True) -> list[int]:
         """Tokens per text after prefixing (special tokens included); truncated unless `truncate=False`."""
-        prefixed = [self.policy.add(t, self._prefix(prefix, prompt_name)) for t in _as_texts(texts)]
+        pre = self._prefix(prefix, prompt_name, instruction)
+        prefixed = [self.policy.add(t, pre) for t in _as_texts(texts)]
         if _check_bool("truncate", truncate):
             return self.engine.tokenizer(prefixed).lengths
         return self.engine.tokenizer.full_lengths(prefixed)
 
     # -- for callers that batch across requests (the HTTP server) --------------------------------
-    def tokenize(self, texts: Texts, *, prefix: str | None = None, prompt_name: str | None = None) -> TokenizedTexts:
+    def tokenize(self, texts: Texts, *, prefix: str | None = None, prompt_name: str | None = None,
+                 instruction: str | None = None) -> TokenizedTexts:
         """Model token ids of texts with the prompt policy applied, truncated to max_seq_length (cuts counted)."""
-        pre = self._prefix(prefix, prompt_name)
+        pre = self._prefix(prefix, prompt_name, instruction)
         return self.engine.tokenizer([self.policy.add(t, pre) for t in _as_texts(texts)])
 
     def tokenize_ids(self, arrays: Sequence[Sequence[int]], *, prefix: str | None = None,
-                     prompt_name: str | None = None) -> TokenizedTexts:
+                     prompt_name: str | None = None, instruction: str | None = None) -> TokenizedTexts:
         """Token-id arrays in this model's vocabulary (no special tokens) framed as `tokenize` frames text:
         the prefix's ids in front (unless already there), special tokens around, truncated to the limit."""
-        return self.engine.tokenizer.frame_ids(arrays, self._prefix(prefix, prompt_name),
-                                               tuple(self.policy.prompts.values()))
+        return self.engine.tokenizer.frame_ids(arrays, self._prefix(prefix, prompt_name, instruction),
+                                               self.policy.marks())
 
     def embed_token_ids(self, ids: Sequence[Sequence[int]], *, normalize: bool = True) -> np.ndarray:
         """(len(ids), dim) float32 embeddings of one batch of ids from `tokenize`/`tokenize_ids`."""

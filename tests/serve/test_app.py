@@ -274,3 +274,15 @@ def test_real_minilm_weights_with_e5_prompts_equal_offline(minilm_path):
     np.testing.assert_allclose(vectors(docs), model.encode_passages(texts), atol=1e-5)
     np.testing.assert_allclose(vectors(queries), model.encode_queries(texts), atol=1e-5)
     assert docs.usage.total_tokens == sum(model.count_tokens(texts, prompt_name="passage"))
+
+
+def test_instruction_field_for_a_server_without_instruct_models(server, e5_model):
+    """Issue 15: the field is documented, only null is valid, and a value is refused with the reason."""
+    schema = httpx.get(server.url + "/openapi.json").json()["components"]["schemas"]
+    for name in ("EmbeddingsRequest", "EmbedRequest", "SimilarityRequest"):
+        assert schema[name]["properties"]["instruction"]["type"] == "null", name
+    for path, body in (("/v1/embeddings", {"input": ["x"]}), ("/embed", {"inputs": ["x"]}),
+                       ("/similarity", {"inputs": {"source_sentence": "x", "sentences": ["y"]}})):
+        r = httpx.post(server.url + path, json={**body, "instruction": "Given a claim, find documents"})
+        assert r.status_code == 422 and "no model served here has instruct prompts" in r.text, (path, r.text)
+        assert httpx.post(server.url + path, json={**body, "instruction": None}).status_code == 200

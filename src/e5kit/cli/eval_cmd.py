@@ -26,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-tokens", type=int, default=None, metavar="N", help="token budget per batch")
     p.add_argument("--ignore-identical-ids", action="store_true",
                    help="retrieval: drop a retrieved document whose id equals the query id (ArguAna-like sets)")
+    p.add_argument("--instruction", default=None, metavar="TEXT",
+                   help="instruct models (multilingual-e5-large-instruct, e5-mistral-7b-instruct): the task "
+                        "description for every task of this run, e.g. for your own TYPE:PATH data; default: the "
+                        "registered task's (docs/eval.md), else the model's default. Refused for other models.")
     p.add_argument("--table", default=None, metavar="FILE", help="also write the Markdown table to FILE")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
@@ -44,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate(args.model, tasks, output=args.output, data_dir=args.data_dir, overwrite=args.overwrite,
                        device=args.device, precision=args.precision, batch_tokens=args.batch_tokens,
                        show_progress=False if args.no_progress else None,
-                       ignore_identical_ids=True if args.ignore_identical_ids else None)
+                       ignore_identical_ids=True if args.ignore_identical_ids else None,
+                       instruction=args.instruction)
     table = results_table(results)
     print(table)
     if args.table:

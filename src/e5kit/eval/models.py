@@ -33,16 +33,22 @@ class DenseModel:
         self.model = model
         self.show_progress = show_progress
         self.stats = EncodeStats()
+        self.instruction: str | None = None  # the task's, for an instruct model's queries (set per task)
 
     @property
     def name(self) -> str:
         return str(self.model.name)
 
+    def _instruction(self, role: str) -> str | None:
+        """The task's instruction where the policy uses one (an instruct model's query role), else None."""
+        return self.instruction if role == "query" and self.model.policy.instruct else None
+
     def prefix(self, role: str) -> str:
-        return self.model.policy.prefix_for(role)
+        """The role's prefix by the model's policy (model/prompts.py), with the task's instruction."""
+        return self.model.policy.prefix_for(role, self._instruction(role))
 
     def policy(self, task_type: str) -> dict[str, object]:
-        return self.model.policy.record(task_roles(task_type))
+        return task_prompts(self.model.policy, task_type, self.instruction)
 
     def encode(self, texts: Sequence[str], role: str) -> np.ndarray:
         """(n, dim) float32 L2-normalized embeddings of `texts` with the role's prefix."""
@@ -60,6 +66,12 @@ class DenseModel:
         info = dict(self.model.info())
         info["fingerprint"] = self.model.fingerprint
         return info
+
+
+def task_prompts(policy: Any, task_type: str, instruction: str | None) -> dict[str, object]:
+    """What each input of a task type gets under `policy` (a PromptPolicy) with the task's instruction (used
+    only by instruct models): the record results keep, and what a stored result is checked against."""
+    return policy.record(task_roles(task_type), instruction if policy.instruct else None)
 
 
 class BM25Model:

@@ -4,7 +4,9 @@ mteb hands `encode` a DataLoader of batches ({"text": [...], ...}; documents alr
 title + " " + text) plus the task's metadata and a prompt type. The prefix follows the model's prompt
 policy (e5kit.model.prompts): documents get the passage prompt, everything else (queries, and inputs of
 symmetric and feature tasks, which mteb sends without a prompt type) the query prompt; models
-without prompts get none. Encoding goes through E5's own token-budget batching, not mteb's.
+without prompts get none. Instruct models' queries get the task's instruction: `instruction=` if given,
+else the registered task's (eval/registry.py TASK_INSTRUCTIONS, matched by mteb name), else the model's
+default. Encoding goes through E5's own token-budget batching, not mteb's.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class MtebE5:
     """
 
     def __init__(self, model: Any, revision: str | None = None, *, device: str | None = None,
-                 name: str | None = None, show_progress: bool | None = False, **kwargs: Any) -> None:
+                 name: str | None = None, show_progress: bool | None = False, instruction: str | None = None,
+                 **kwargs: Any) -> None:
         if isinstance(model, (str, os.PathLike)):
             from e5kit import E5
 
@@ -41,6 +44,9 @@ class MtebE5:
         if not hasattr(model, "encode") or not hasattr(model, "prompts"):
             raise TypeError(f"model must be an e5kit.E5 or a checkpoint path/hub id, got {type(model).__name__}")
         self.model = model
+        if instruction is not None:
+            model.policy.prefix_for("query", instruction)  # refused now for a model without instruct prompts
+        self.instruction = instruction
         self.show_progress = show_progress
         self._name = name or str(model.name)
         self._revision = revision or model.revision or model.fingerprint[:12]
@@ -51,10 +57,24 @@ class MtebE5:
         value = getattr(prompt_type, "value", prompt_type)
         return "passage" if value in ("document", "passage") else "query"
 
+    def instruction_for(self, task_metadata: Any) -> str | None:
+        """The instruction an instruct model's queries get for an mteb task; None for other models."""
+        if not self.model.policy.instruct:
+            return None
+        if self.instruction is not None:
+            return self.instruction
+        from e5kit.eval.registry import REGISTRY, TASK_INSTRUCTIONS
+
+        task = getattr(task_metadata, "name", None)
+        return next((TASK_INSTRUCTIONS.get(s.name) for s in REGISTRY.values()
+                    if task and (s.mteb_name or "").split(" (")[0] == task), None)
+
     def encode(self, inputs: Any, *, task_metadata: Any = None, hf_split: str | None = None,
                hf_subset: str | None = None, prompt_type: Any = None, **kwargs: Any) -> np.ndarray:
         """(n, dim) float32 L2-normalized embeddings of every text the DataLoader yields."""
-        prefix = self.model.policy.prefix_for(self.role_for(prompt_type))
+        role = self.role_for(prompt_type)
+        instruction = self.instruction_for(task_metadata) if role == "query" else None
+        prefix = self.model.policy.prefix_for(role, instruction)
         return self.model.encode(_texts(inputs), prefix=prefix, show_progress=self.show_progress)
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
@@ -80,5 +100,5 @@ class MtebE5:
             loader=None, name=self._name, revision=self._revision, release_date=None, languages=["eng-Latn"],
             n_parameters=None, memory_usage_mb=None, max_tokens=m.max_seq_length, embed_dim=m.dim, license=None,
             open_weights=True, public_training_code=None, public_training_data=None, framework=["PyTorch"],
-            similarity_fn_name="cosine", use_instructions=False, training_datasets=None,
+            similarity_fn_name="cosine", use_instructions=bool(m.policy.instruct), training_datasets=None,
         )

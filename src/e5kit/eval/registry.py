@@ -31,6 +31,7 @@ class DatasetSpec:
     options: dict[str, Any] = field(default_factory=dict)
     mteb_name: str | None = None
     note: str = ""
+    instruction: str | None = None  # the task description instruct models' queries get (TASK_INSTRUCTIONS)
 
     def resolve(self, data_dir: Path | None) -> DatasetSpec:
         """The same spec with absolute paths (relative paths joined to data_dir)."""
@@ -78,6 +79,22 @@ REGISTRY: dict[str, DatasetSpec] = {spec.name: spec for spec in (
                 mteb_name="TwitterURLCorpus",
                 note="test file only (9,334 pairs); mteb uses train + test (51,534), so not directly comparable"),
 )}
+
+
+# The task descriptions instruct models (multilingual-e5-large-instruct, e5-mistral-7b-instruct) get for each
+# registered task: the wording the E5 authors evaluate with (Wang et al., "Improving Text Embeddings with Large
+# Language Models", ACL 2024, appendix table of instructions; microsoft/unilm e5/utils.py). Edit here, or give
+# --instruction (Python: EvalSettings.instruction) for a run. Non-instruct models ignore them.
+TASK_INSTRUCTIONS: dict[str, str] = {
+    "scifact": "Given a scientific claim, retrieve documents that support or refute the claim",
+    **{name: "Retrieve semantically similar text." for name in ("stsbenchmark", "sts12", "sts13", "sts14", "sts15",
+                                                                 "sts16")},
+    "banking77": "Given a online banking query, find the corresponding intents",
+    "amazon_counterfactual_en": "Classify a given Amazon customer review text as either counterfactual or "
+                                "not-counterfactual",
+    "twentynewsgroups": "Identify the topic or theme of the given news articles",
+    "twitterurl": "Retrieve tweets that are semantically similar to the given tweet",
+}
 
 
 def default_data_dir() -> Path | None:
@@ -134,7 +151,7 @@ def get_dataset(spec: str, data_dir: str | os.PathLike[str] | None = None) -> Da
             raise FileNotFoundError(f"no data directory for {spec!r}: pass --data-dir or set ${ENV_DATA_DIR}")
         if not base.is_dir():
             raise FileNotFoundError(f"data directory not found: {base}")
-        return REGISTRY[spec.lower()].resolve(base)
+        return replace(REGISTRY[spec.lower()].resolve(base), instruction=TASK_INSTRUCTIONS.get(spec.lower()))
     task_type, sep, path = spec.partition(":")
     if sep and task_type in TASK_TYPES:
         return user_dataset(path, task_type)

@@ -17,7 +17,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from e5kit.eval.models import BM25Model, DenseModel, is_local_model, load_eval_model, model_slug, result_key
+from e5kit.eval.models import (
+    BM25Model,
+    DenseModel,
+    is_local_model,
+    load_eval_model,
+    model_slug,
+    result_key,
+    task_prompts,
+)
 from e5kit.eval.registry import DatasetSpec, get_dataset
 from e5kit.eval.tasks import task_module
 from e5kit.io.atomic import atomic_write_json, check_writable
@@ -54,6 +62,8 @@ def run_task(model: DenseModel | BM25Model, spec: DatasetSpec, *, slug: str | No
     start, cpu_start = time.perf_counter(), time.process_time()
     inputs = spec.load()
     model.stats = EncodeStats()
+    if isinstance(model, DenseModel):
+        model.instruction = spec.instruction
     if spec.task_type != "retrieval" and model.kind != "dense":
         raise ValueError(f"{spec.name} is a {spec.task_type} task; {model.name!r} can only do retrieval")
     output = task_module(spec.task_type).evaluate(model, **inputs, **spec.options)
@@ -67,6 +77,7 @@ def run_task(model: DenseModel | BM25Model, spec: DatasetSpec, *, slug: str | No
                     "mteb_name": spec.mteb_name, "note": spec.note},
         "model": meta, "model_slug": slug or result_key(model.name, meta.get("fingerprint")),
         "precision": meta.get("precision"), "prefix_policy": model.policy(spec.task_type),
+        "instruction": spec.instruction,
         "options": spec.options,
         "main_score": output.main_score, "main_score_value": output.main_value, "scores": output.scores,
         "counts": output.counts,
@@ -91,6 +102,7 @@ class EvalSettings:
     batch_tokens: int | None = None
     show_progress: bool | None = None
     ignore_identical_ids: bool | None = None  # when not None, set on every retrieval task
+    instruction: str | None = None  # instruct models' task description for every task (default: TASK_INSTRUCTIONS)
 
 
 def evaluate(model: str, tasks: Sequence[str], *, settings: EvalSettings | None = None,
@@ -108,11 +120,14 @@ def evaluate(model: str, tasks: Sequence[str], *, settings: EvalSettings | None 
         raise ValueError("tasks must be a non-empty list of dataset names")
     specs = [get_dataset(t, data_dir) for t in tasks]  # fail on a bad name before any work
     _check_before_work(specs, output)
+    current = _ReuseCheck(model, precision, device)
+    if s.instruction is not None:
+        current.check_instruction(s.instruction)  # a clear error before any work, not a silently ignored option
+        specs = [replace(spec, instruction=s.instruction.strip()) for spec in specs]
     if ignore_identical_ids is not None:  # a per-run override for every retrieval task
         specs = [replace(s, options={**s.options, "ignore_identical_ids": ignore_identical_ids})
                  if s.task_type == "retrieval" else s for s in specs]
     loaded: DenseModel | BM25Model | None = None
-    current = _ReuseCheck(model, precision, device)
     results = []
     for i, spec in enumerate(specs, start=1):
         path = result_path(output, current.key, spec.name)
@@ -151,6 +166,32 @@ class _ReuseCheck:
     def __init__(self, model: str, precision: str | None, device: str | None) -> None:
         self.model, self.precision, self.device = model, precision, device
         self._fingerprint: str | None = None
+        self._checkpoint: Any = None
+
+    @property
+    def checkpoint(self) -> Any:
+        """The resolved checkpoint (config and stored prompts, no weights read); None for BM25."""
+        if self._checkpoint is None and model_slug(self.model) != "bm25":
+            from e5kit.model.checkpoint import read_checkpoint
+
+            self._checkpoint = read_checkpoint(self.model)
+        return self._checkpoint
+
+    def prompts(self, spec: DatasetSpec) -> dict[str, object] | None:
+        """The prompt record this run gives `spec`'s inputs (model/prompts.py, as E5 would); None for BM25."""
+        if self.checkpoint is None:
+            return None
+        from e5kit.model.prompts import checkpoint_policy
+
+        return task_prompts(checkpoint_policy(self.checkpoint), spec.task_type, spec.instruction)
+
+    def check_instruction(self, instruction: str) -> None:
+        """An instruction asked for must be usable: a non-empty str, for a model with instruct prompts."""
+        from e5kit.model.prompts import checkpoint_policy
+
+        if self.checkpoint is None:
+            raise ValueError("--instruction is for instruct models; BM25 takes no prompts")
+        checkpoint_policy(self.checkpoint).prefix_for("query", instruction)
 
     @property
     def key(self) -> str:
@@ -160,10 +201,8 @@ class _ReuseCheck:
     @property
     def fingerprint(self) -> str | None:
         """The checkpoint's weights fingerprint (None for BM25); hashed once, without loading the model."""
-        if self._fingerprint is None and model_slug(self.model) != "bm25":
-            from e5kit.model.checkpoint import read_checkpoint
-
-            self._fingerprint = read_checkpoint(self.model).fingerprint()
+        if self._fingerprint is None and self.checkpoint is not None:
+            self._fingerprint = self.checkpoint.fingerprint()
         return self._fingerprint
 
     def concrete_precision(self) -> str:
@@ -194,6 +233,9 @@ def _reusable(path: Path, spec: DatasetSpec, current: _ReuseCheck) -> dict[str, 
         reason = "the checkpoint's weights changed since it was written"
     elif current.fingerprint is not None and result.get("precision") != (want := current.concrete_precision()):
         reason = f"it was computed in {result.get('precision')}, this run asks for {want}"
+    elif (prompts := current.prompts(spec)) is not None and (result.get("prefix_policy") or {}).get("inputs") != \
+            prompts["inputs"]:
+        reason = f"its prompts differ from this run's ({prompts['inputs']})"
     if reason:
         log.warning("%s: not reusing %s: %s; recomputing", spec.name, path, reason)
         return None

@@ -70,21 +70,22 @@ def _add_routes(app: FastAPI, backend: Backend) -> None:
     roles = tuple(sorted({r for s in services for r in s.tokens.roles}))
     vocab, vocab_name = backend.id_vocab
     models = request_models(roles=roles, dims=tuple(sorted({s.model.dim for s in services})), vocab=vocab,
-                            vocab_name=vocab_name)
+                            vocab_name=vocab_name, instruct=any(s.model.policy.instruct for s in services))
     EmbeddingsRequest, EmbedRequest, SimilarityRequest = (  # noqa: N806 (classes)
         models["embeddings"], models["embed"], models["similarity"])
     config = backend.config
 
-    def prefix(svc: EmbeddingService, role: str | None, param: str) -> str:
-        return svc.tokens.prefix(config.default_input_type if role is None else role, param)
+    def prefix(svc: EmbeddingService, role: str | None, param: str, instruction: str | None = None) -> str:
+        return svc.tokens.prefix(config.default_input_type if role is None else role, param, instruction)
 
     def cut(truncate: bool | None) -> bool:
         return config.auto_truncate if truncate is None else truncate
 
     async def embed_texts(request: Request, texts: Sequence[str], *, model: str | None, role: str | None,
-                          truncate: bool | None, direction: str | None, normalize: bool = True) -> np.ndarray:
+                          truncate: bool | None, direction: str | None, normalize: bool = True,
+                          instruction: str | None = None) -> np.ndarray:
         svc = backend.route(model)
-        pre, keep_end = prefix(svc, role, "prompt_name"), (direction or "right").lower() == "left"
+        pre, keep_end = prefix(svc, role, "prompt_name", instruction), (direction or "right").lower() == "left"
         vectors, _ = await backend.embed(request, svc, len(texts), lambda: svc.tokens.texts(
             texts, prefix=pre, truncate=cut(truncate), keep_end=keep_end), normalize=normalize)
         return vectors
@@ -93,14 +94,15 @@ def _add_routes(app: FastAPI, backend: Backend) -> None:
         inputs = [body.inputs] if isinstance(body.inputs, str) else body.inputs
         vectors = await embed_texts(request, inputs, model=body.model, role=body.prompt_name,
                                     truncate=body.truncate, direction=body.truncation_direction,
-                                    normalize=body.normalize)
+                                    normalize=body.normalize, instruction=body.instruction)
         return json_response(vectors.tolist())
 
     async def tei_similarity(request: Request, body: Any) -> Response:
         texts = [body.inputs.source_sentence, *body.inputs.sentences]
         vectors = await embed_texts(request, texts, model=body.model, role=body.option("prompt_name"),
                                     truncate=body.option("truncate"),
-                                    direction=body.option("truncation_direction"))
+                                    direction=body.option("truncation_direction"),
+                                    instruction=body.option("instruction"))
         return json_response((vectors[1:] @ vectors[0]).tolist())
 
     async def openai_embeddings(body: EmbeddingsRequest, request: Request) -> Response:
@@ -109,7 +111,8 @@ def _add_routes(app: FastAPI, backend: Backend) -> None:
         svc = backend.route(body.model)
         svc.check_dimensions(body.dimensions)
         inputs = body.input
-        prepare = backend.prepare_inputs(svc, inputs, prefix=prefix(svc, body.input_type, "input_type"),
+        prepare = backend.prepare_inputs(svc, inputs, prefix=prefix(svc, body.input_type, "input_type",
+                                                                     body.instruction),
                                          truncate=cut(body.truncate))
         vectors, prepared = await backend.embed(request, svc, inputs.count, prepare, normalize=True)
         if body.encoding_format == "base64":

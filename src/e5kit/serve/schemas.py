@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -31,6 +32,11 @@ InputType = Literal["query", "passage", "none"]
 # TEI's spec spells the directions "Left"/"Right", huggingface_hub sends "left"/"right": both are accepted
 Direction = Literal["right", "left", "Right", "Left"]
 Text = Annotated[StrictStr, AfterValidator(check_text)]  # valid Unicode: no lone surrogates
+_INSTRUCTION = ("e5kit: for instruct models (multilingual-e5-large-instruct, e5-mistral-7b-instruct), the task "
+                "description their queries are formatted with: 'Instruct: {instruction}\\nQuery: {text}'. Default: "
+                "the model's documented default. Only with the query role; refused (422) by a model without "
+                "instruct prompts.")
+Instruction = Annotated[StrictStr, Field(min_length=1, max_length=2000)]
 
 
 class _Strict(BaseModel):
@@ -66,6 +72,7 @@ class EmbeddingsRequest(_Strict):
     truncate: StrictBool | None = Field(
         None, description="e5kit: cut inputs over the model's token limit instead of refusing them (413). "
                           "Default: the server's --auto-truncate (off).")
+    instruction: Instruction | None = Field(None, description=_INSTRUCTION)
 
 
 _TRUNCATE = "Cut over-long inputs instead of refusing them (413). Default: the server's --auto-truncate."
@@ -84,6 +91,7 @@ class EmbedRequest(_Strict):
     prompt_name: StrictStr | None = Field(
         None, description="A prompt of the model ('query', 'passage') or 'none'. Default: the server's "
                           "--default-input-type.")
+    instruction: Instruction | None = Field(None, description=_INSTRUCTION)
     model: StrictStr | None = Field(None, description=_MODEL)
 
 
@@ -100,11 +108,25 @@ class SimilarityParameters(_Strict):
     prompt_name: StrictStr | None = None
 
 
+_TWICE = ("truncate", "truncation_direction", "prompt_name")
+
+
+def _given_twice(name: str) -> dict[str, Any]:
+    """JSON schema of a body giving option `name` non-null both at the top level and in `parameters`."""
+    set_ = {"not": {"type": "null"}}
+    return {"type": "object", "required": [name, "parameters"],
+            "properties": {name: set_, "parameters": {"type": "object", "required": [name],
+                                                      "properties": {name: set_}}}}
+
+
 class SimilarityRequest(_Strict):
     """TEI-style `POST /similarity` body: cosine of the source against each sentence.
 
-    The options may come in TEI's `parameters` object or at the top level, not in both.
+    The options may come in TEI's `parameters` object or at the top level, not in both (said in the schema too).
     """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=lambda schema: schema.update(
+        allOf=[{"not": _given_twice(name)} for name in _TWICE]))
 
     inputs: SimilarityInputs
     parameters: SimilarityParameters | None = None
@@ -113,17 +135,18 @@ class SimilarityRequest(_Strict):
     prompt_name: StrictStr | None = Field(
         None, description="Prompt for all texts; default the server's --default-input-type ('query', as E5 "
                           "uses for symmetric tasks).")
+    instruction: Instruction | None = Field(None, description=_INSTRUCTION)
     model: StrictStr | None = Field(None, description=_MODEL)
 
     def option(self, name: str) -> Any:
         """An option from `parameters` or the top level (a value in both is refused when the body is read)."""
-        inner = getattr(self.parameters, name) if self.parameters is not None else None
+        inner = getattr(self.parameters, name, None) if self.parameters is not None else None
         return inner if inner is not None else getattr(self, name)
 
     @model_validator(mode="after")
     def _not_twice(self) -> SimilarityRequest:
         if self.parameters is not None:
-            for name in ("truncate", "truncation_direction", "prompt_name"):
+            for name in _TWICE:
                 if getattr(self.parameters, name) is not None and getattr(self, name) is not None:
                     raise ValueError(f"{name} is given both at the top level and in parameters; give it once")
         return self
@@ -170,10 +193,18 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+def _no_instruction(value: Any) -> None:
+    if value is not None:
+        raise ValueError("no model served here has instruct prompts; instruction is only for instruct models "
+                         "such as multilingual-e5-large-instruct (docs/models.md)")
+    return None
+
+
 def request_models(*, roles: tuple[str, ...], dims: tuple[int, ...], vocab: int | None,
-                   vocab_name: str) -> dict[str, type[BaseModel]]:
+                   vocab_name: str, instruct: bool = True) -> dict[str, type[BaseModel]]:
     """Request bodies for one server: `prompt_name` limited to its models' roles, `dimensions` to their
-    dimensions, token ids to the vocabulary `--token-ids` reads them in (None: any id >= 0).
+    dimensions, token ids to the vocabulary `--token-ids` reads them in (None: any id >= 0), `instruction`
+    refused (null only) unless some served model is an instruct one.
 
     Made per app so the OpenAPI schema states exactly what this server accepts; each model's own
     limits are checked again when a request is routed to it.
@@ -188,10 +219,14 @@ def request_models(*, roles: tuple[str, ...], dims: tuple[int, ...], vocab: int 
         input=(Annotated[Any, WithJsonSchema(input_schema(vocab))], ...),
         dimensions=(Literal[dims] | None,  # type: ignore[valid-type]
                     Field(None, description=EmbeddingsRequest.model_fields["dimensions"].description)))
+    extra: dict[str, Any] = {} if instruct else {"instruction": (
+        Annotated[Any, BeforeValidator(_no_instruction), WithJsonSchema({"type": "null"})],
+        Field(None, description="Refused: no model served here has instruct prompts."))}
+    embeddings = create_model("EmbeddingsRequest", __base__=embeddings, **extra)
     similarity_parameters = create_model("SimilarityParameters", __base__=SimilarityParameters, prompt_name=prompt)
     return {
         "embeddings": embeddings,
-        "embed": create_model("EmbedRequest", __base__=EmbedRequest, prompt_name=prompt),
+        "embed": create_model("EmbedRequest", __base__=EmbedRequest, prompt_name=prompt, **extra),
         "similarity": create_model("SimilarityRequest", __base__=SimilarityRequest, prompt_name=prompt,
-                                   parameters=(similarity_parameters | None, None)),
+                                   parameters=(similarity_parameters | None, None), **extra),
     }

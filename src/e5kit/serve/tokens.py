@@ -48,16 +48,18 @@ class RequestTokenizer:
 
     @property
     def roles(self) -> tuple[str, ...]:
-        """Role names a request may give: the model's prompts (query/passage when it has none) and "none"."""
-        return tuple(sorted({*(self.model.prompts or ("query", "passage")), "none"}))
+        """Role names a request may give: the model's policy's (query, passage, none, stored prompt names)."""
+        return self.model.policy.roles
 
-    def prefix(self, role: str | None, param: str) -> str:
-        """The prefix for a role ("query", "passage", a stored prompt name, or "none"): the model's policy."""
-        if role is None or role == "none":
-            return ""
-        if role in self.model.prompts or (not self.model.prompts and role in ("query", "passage")):
-            return self.model.policy.prefix_for(role)
-        raise BadInputError(f"{param} {role!r} is not one of {list(self.roles)}", param)
+    def prefix(self, role: str | None, param: str, instruction: str | None = None) -> str:
+        """The prefix for a role ("query", "passage", a stored prompt name, or "none") and, for an instruct
+        model's queries, an instruction: the model's policy (model/prompts.py) decides, errors become 422s."""
+        if role is not None and not self.model.policy.knows(role):
+            raise BadInputError(f"{param} {role!r} is not one of {list(self.roles)}", param)
+        try:
+            return self.model.policy.prefix_for(role, instruction)
+        except (TypeError, ValueError) as exc:
+            raise BadInputError(str(exc), "instruction") from None
 
     def texts(self, texts: Sequence[str], *, prefix: str, truncate: bool, keep_end: bool = False) -> Prepared:
         """Tokenize texts with the prefix; over-long inputs are cut (truncate) or refused with their counts.

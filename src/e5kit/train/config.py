@@ -16,6 +16,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from e5kit.errors import E5kitError
 from e5kit.io.bad_records import DEFAULT_MAX_BAD_FRACTION
+from e5kit.model.prompts import E5_PROMPTS
 
 
 class ConfigError(E5kitError, ValueError):
@@ -66,8 +67,8 @@ class TrainConfig:
     query_max_length: int = 0  # tokens per query; 0 = max_length (E5 fine-tuning: queries 32, passages 144)
     shuffle_buffer: int = 10_000
     max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION
-    query_prefix: str = "query: "
-    passage_prefix: str = "passage: "
+    query_prefix: str = E5_PROMPTS["query"]  # instruct models: "Instruct: {instruction}\nQuery: " and ""
+    passage_prefix: str = E5_PROMPTS["passage"]
     # loss
     temperature: float = 0.01
     symmetric: bool = False

@@ -17,7 +17,7 @@ import torch
 from e5kit.data.pairs import Pair
 from e5kit.data.resume import differences
 from e5kit.errors import E5kitError
-from e5kit.model.prompts import add_prefix
+from e5kit.model.prompts import policy_for
 from e5kit.train.batching import DistinctBatches
 from e5kit.train.config import ConfigError, TrainConfig, save_config
 from e5kit.train.data import PairStream
@@ -54,9 +54,11 @@ def pair_texts(pairs: list[Pair], cfg: TrainConfig) -> list[list[str]]:
 
     A pair with fewer than k negatives repeats its own; one with none borrows the next pair's passage.
     """
-    prompts = (cfg.query_prefix, cfg.passage_prefix)  # a text already marked with either keeps its own
-    groups = [[add_prefix(p.query, cfg.query_prefix, prompts) for p in pairs],
-              [add_prefix(p.passage, cfg.passage_prefix, prompts) for p in pairs]]
+    # the prompt policy of the model being trained: a text already marked with one of its prompts (an instruct
+    # query with any instruction included) keeps its own
+    policy = policy_for("", None, {"query": cfg.query_prefix, "passage": cfg.passage_prefix})
+    groups = [[policy.add(p.query, cfg.query_prefix) for p in pairs],
+              [policy.add(p.passage, cfg.passage_prefix) for p in pairs]]
     k = cfg.hard_negatives
     if k:
         negs = []
@@ -66,7 +68,7 @@ def pair_texts(pairs: list[Pair], cfg: TrainConfig) -> list[list[str]]:
                                  "be its negative; give every pair negatives or use batch_size >= 2 per process")
             own = p.negatives or [pairs[(i + 1) % len(pairs)].passage]
             negs.extend(own[j % len(own)] for j in range(k))
-        groups.append([add_prefix(n, cfg.passage_prefix, prompts) for n in negs])
+        groups.append([policy.add(n, cfg.passage_prefix) for n in negs])
     return groups
 
 
