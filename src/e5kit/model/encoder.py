@@ -211,5 +211,5 @@ def memory_estimate(encoder: Any, batch_tokens: int) -> dict[str, Any]:
     ffn = int(getattr(cfg, "intermediate_size", 0) or 4 * hidden)
     per_token = (ffn + 5 * hidden) * torch.finfo(encoder.dtype).bits // 8
     weights_mb, act_mb = sum(held.values()) / 2**20, batch_tokens * per_token / 2**20
-    return {"parameters": params, "weights_mb": round(weights_mb, 1), "activations_mb": round(act_mb, 1),
-            "memory_estimate_mb": round(weights_mb + act_mb, 1)}
+    return {"parameters": params, "weights_mb": round(weights_mb, 3), "activations_mb": round(act_mb, 3),
+            "memory_estimate_mb": round(weights_mb + act_mb, 3)}
