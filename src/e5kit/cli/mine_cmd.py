@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from e5kit.cli import common
 from e5kit.cli.common import add_model_args, model_kwargs, progress_flag
 
 
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--shard", default=None, metavar="I/N", help="mine only part I of N (0-based) of the pairs")
     o.add_argument("--no-resume", action="store_true", help="start over (deletes this part's earlier shards)")
     add_model_args(p)
+    common.add_engine_args(p)  # --engine ray: the --corpus index is encoded on Ray (docs/scale.md)
     p.set_defaults(run=run)
 
 
@@ -59,8 +61,13 @@ def run(args: argparse.Namespace) -> int:
                               args.teacher_batch_tokens)
     output = OutputSettings(fmt=args.format, part=args.shard, resume=not args.no_resume,
                             show_progress=progress_flag(args))
+    if args.engine == "ray" and not args.corpus:
+        raise ValueError("--engine ray encodes the candidates of --corpus into the index; without --corpus the "
+                         f"index {args.index} is used as built and there is nothing to encode: leave out --engine")
+    encode_groups = common.engine_encoder(args)  # no Ray / no cluster at --address: one error before any work
     model = index_model(args.index, model=args.model, **model_kwargs(args))
-    index = prepare_index(args.index, args.corpus, model, method=args.method, show_progress=progress_flag(args))
+    index = prepare_index(args.index, args.corpus, model, method=args.method, show_progress=progress_flag(args),
+                          encode_groups=encode_groups)
     report = mine_negatives(args.pairs, args.out, index=index, model=model, settings=settings, teacher=teacher,
                             output=output)
     print_mine_report(report)
