@@ -50,10 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from e5kit.cli.render import print_mine_report
-    from e5kit.data.mine import MineSettings, mine_negatives, prepare_index
+    from e5kit.data.mine import MineSettings, mine_negatives
     from e5kit.data.shards import OutputSettings
     from e5kit.data.teacher import TeacherSettings
-    from e5kit.index.search import index_model
 
     names = [f for f in vars(MineSettings()) if f in vars(args)]
     settings = MineSettings(**{n: getattr(args, n) for n in names}).validated()  # bad values fail before loading
@@ -61,14 +60,22 @@ def run(args: argparse.Namespace) -> int:
                               args.teacher_batch_tokens)
     output = OutputSettings(fmt=args.format, part=args.shard, resume=not args.no_resume,
                             show_progress=progress_flag(args))
-    if args.engine == "ray" and not args.corpus:
-        raise ValueError("--engine ray encodes the candidates of --corpus into the index; without --corpus the "
-                         f"index {args.index} is used as built and there is nothing to encode: leave out --engine")
-    encode_groups = common.engine_encoder(args)  # no Ray / no cluster at --address: one error before any work
-    model = index_model(args.index, model=args.model, **model_kwargs(args))
-    index = prepare_index(args.index, args.corpus, model, method=args.method, show_progress=progress_flag(args),
-                          encode_groups=encode_groups)
+    index, model = _index(args)
     report = mine_negatives(args.pairs, args.out, index=index, model=model, settings=settings, teacher=teacher,
                             output=output)
     print_mine_report(report)
     return 0
+
+
+def _index(args: argparse.Namespace) -> tuple[object, object]:
+    """(index, its model): built from --corpus first, its candidates encoded by --engine."""
+    from e5kit.data.mine import prepare_index
+    from e5kit.index.search import index_model
+
+    if args.engine == "ray" and not args.corpus:
+        raise ValueError("--engine ray encodes the candidates of --corpus into the index; without --corpus the "
+                         f"index {args.index} is used as built and there is nothing to encode: leave out --engine")
+    encode = common.engine_encoder(args)  # no Ray / no cluster at --address: one error before any work
+    model = index_model(args.index, model=args.model, **model_kwargs(args))
+    return prepare_index(args.index, args.corpus, model, method=args.method, show_progress=progress_flag(args),
+                         encode_groups=encode), model
