@@ -14,6 +14,7 @@ from e5kit.data.build import build_pairs
 from e5kit.data.filters import RuleConfig
 from e5kit.data.shards import read_manifest
 from e5kit.data.sources import get_source
+from e5kit.errors import E5kitError
 
 pytest.importorskip("datatrove", reason="the scale extra (datatrove) is not installed: pip install 'e5kit[scale]'")
 
@@ -104,3 +105,15 @@ def test_cli_pairs_clean_from_a_source(built, tmp_path, capsys):
     assert "needs --source" in capsys.readouterr().err and not (tmp_path / "bad2").exists()
     assert main(["pairs", "clean", str(tmp_path / "missing"), *flags, "-o", str(tmp_path / "b3")]) == 1
     assert "no such input" in capsys.readouterr().err and not (tmp_path / "b3").exists()
+
+
+def test_builder_reader_resumes_only_with_the_same_source_and_options(built):
+    root, files, _, cfg, _, two = built
+    again = clean_pairs(files, root / "t2", cfg, source="wordnet", tasks=2, workers=1, show_progress=False)
+    assert again == two  # every task completed: nothing runs again, the same report
+    with pytest.raises(E5kitError, match="source"):
+        clean_pairs(files, root / "t2", cfg, source="manpages", tasks=2, workers=1, show_progress=False)
+    with pytest.raises(ValueError, match="must be an int"):
+        clean_pairs(files, root / "t-bad", cfg, source="manpages", source_options={"max_passage_chars": "x"},
+                    tasks=2, show_progress=False)
+    assert not (root / "t-bad").exists()
