@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.set_defaults(run=run_build)
 
     c = sub.add_parser("clean", help="rule filters: length, decontamination, English, exact and near duplicates")
-    c.add_argument("src", nargs="+", help="folders of pair shards")
+    c.add_argument("src", nargs="+", help="folders of pair shards (with --source: that builder's dump files)")
     c.add_argument("-o", "--out", required=True, help="output folder of kept pairs (+ report-rules.json)")
     _common(c)
     c.add_argument("--config", help="JSON file of RuleConfig fields (see docs/pairs.md)")
@@ -69,6 +69,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--partition", default=None, help="slurm executor: partition")
     c.add_argument("--time", default="24:00:00", help="slurm executor: time limit per task")
     c.add_argument("--no-resume", action="store_true", help="datatrove: start over instead of resuming")
+    c.add_argument("--source", choices=tuple(SOURCES), default=None,
+                   help="SRC are this pair builder's inputs (as for `pairs build SOURCE`): build, filter, dedup and "
+                        "write as one datatrove pipeline (implies --executor local unless named)")
+    c.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
+                   help="with --source: builder option (JSON value); repeatable")
     c.set_defaults(run=run_clean)
 
     f = sub.add_parser("filter", help="consistency filter: keep pairs whose passage ranks in the top-k of a pool")
@@ -125,6 +130,8 @@ def _output(args: argparse.Namespace):
 
 
 def _pipeline(args: argparse.Namespace):
+    if args.option and not args.source:
+        raise ValueError("--option is a pair builder's option: it needs --source")
     from e5kit.scale.pairs import PipelineSettings
 
     return PipelineSettings(executor=args.executor or "local", tasks=args.tasks or 1, workers=args.workers or 1,
@@ -151,10 +158,11 @@ def run_clean(args: argparse.Namespace) -> int:
         off["default_eval_sets"] = False
     cfg = RuleConfig.load(args.config, eval_dirs=args.eval_dir or None, lang_backend=args.lang_backend,
                           tokenizer=args.tokenizer, **off)
-    if args.executor or args.tasks or args.workers:
+    if args.executor or args.tasks or args.workers or args.source or args.option:
         from e5kit.scale.pairs import clean_pairs
 
-        rep = clean_pairs(args.src, args.out, cfg, output=_output(args), pipeline=_pipeline(args))
+        rep = clean_pairs(args.src, args.out, cfg, output=_output(args), pipeline=_pipeline(args),
+                          source=args.source, source_options=dict(args.option))
     else:
         rep = filter_rules(args.src, args.out, cfg, output=_output(args))
     print_rule_report(rep, args.out)

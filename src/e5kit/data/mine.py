@@ -388,9 +388,10 @@ def _report_from_shards(out: Path, manifest: dict[str, Any], resumed_from: int) 
 
 
 def prepare_index(folder: str | os.PathLike[str], corpus: Sequence[str] | None, model: Any, *, method: str = "dense",
-                  show_progress: bool | None = None) -> Any:
+                  show_progress: bool | None = None, encode_groups: Any = None) -> Any:
     """The DenseIndex at `folder`: built (or resumed, or grown) from `corpus` with `model` when a corpus is given,
-    with its BM25 part added when `method` needs one; else the finished index as it is."""
+    with its BM25 part added when `method` needs one; else the finished index as it is. `encode_groups` encodes
+    the candidates elsewhere (`index.build.build_index`'s hook, e.g. e5kit.scale.ray_index.ray_encoder)."""
     from e5kit.index.build import BuildSettings, build_index
     from e5kit.index.hybrid import bm25_folder, build_bm25
     from e5kit.index.store import DenseIndex
@@ -398,7 +399,8 @@ def prepare_index(folder: str | os.PathLike[str], corpus: Sequence[str] | None, 
     if method not in METHODS:
         raise ValueError(f"method {method!r} is not one of {', '.join(METHODS)}")
     if corpus:
-        build_index(list(corpus), folder, model=model, settings=BuildSettings(show_progress=show_progress))
+        build_index(list(corpus), folder, model=model, settings=BuildSettings(show_progress=show_progress),
+                    encode_groups=encode_groups)
     dense = DenseIndex.open(folder)
     if method != "dense" and not bm25_folder(dense).is_dir():
         if not corpus:

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from e5kit.data.build import part_prefix
+from e5kit.data.build import check_options, part_prefix, resolve_inputs
 from e5kit.data.filters import (
     RuleConfig,
     enabled_steps,
@@ -88,6 +88,8 @@ class _Plan:
     cfg: RuleConfig
     output: OutputSettings
     run: PipelineSettings
+    source: str | None = None  # a pair builder (`pairs build SOURCE`) reading its raw inputs; None: pair shards
+    source_options: dict[str, Any] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
 
     @property
@@ -99,7 +101,8 @@ class _Plan:
 
     def settings(self) -> dict[str, Any]:
         """What decides the output: a rerun resumes only with the same."""
-        return {"inputs": self.files, "tasks": self.run.tasks, "config": asdict(self.cfg), "format": self.output.fmt,
+        return {"inputs": self.files, "source": self.source, "source_options": self.source_options,
+                "tasks": self.run.tasks, "config": asdict(self.cfg), "format": self.output.fmt,
                 "shard_bytes": self.output.shard_bytes, "max_bad_fraction": self.output.max_bad_fraction}
 
 
@@ -124,7 +127,9 @@ def _pipelines(plan: _Plan) -> list[tuple[str, list[Any], int]]:
     cfg, n = plan.cfg, plan.run.tasks
     rules_tally, dedup_tally = s.Tally(cfg.examples_per_reason), s.Tally(cfg.examples_per_reason)
     mh = _minhash_config(cfg) if cfg.near_dedup else None
-    rules = [s.PairShardReader(plan.files, rules_tally, plan.dir("bad"), plan.output.max_bad_fraction)]
+    bad_dir, max_bad = plan.dir("bad"), plan.output.max_bad_fraction
+    rules = [s.PairBuilderReader(plan.source, plan.files, plan.source_options, rules_tally, bad_dir, max_bad)
+             if plan.source else s.PairShardReader(plan.files, rules_tally, bad_dir, max_bad)]
     rules += [s.CheckFilter(name, cfg, rules_tally) for name in enabled_steps(cfg)
               if name not in ("exact_dedup", "near_dedup")]
     rules.append(s.KeepFiltered(plan.dir("filtered")))
@@ -144,7 +149,8 @@ def _pipelines(plan: _Plan) -> list[tuple[str, list[Any], int]]:
         cluster.append(s.ExactFind(plan.dir("exact", "keys"), plan.dir("exact", "remove"), n))
     if cluster:
         stages.append(("clusters", cluster, 1))
-    info = {"from": plan.src, "filters": enabled_steps(cfg), "engine": "datatrove", "tasks": n}
+    info = {"from": plan.src, "filters": enabled_steps(cfg), "engine": "datatrove", "tasks": n,
+            **({"source": plan.source, "source_options": plan.source_options} if plan.source else {})}
     stages.append(("dedup", [
         s.TaskPairsReader(plan.dir("filtered"), dedup_tally),
         s.DedupFilter(plan.dir("exact", "remove") if cfg.exact_dedup else None,
@@ -193,7 +199,11 @@ def _prepare(plan: _Plan, resume: bool) -> None:
     """Check the folders and the settings of an earlier run (resume only with the same), or start over."""
     if any(plan.out.resolve() == Path(s).resolve() for s in plan.src):
         raise ValueError(f"output folder {plan.out} must differ from the input folders")
-    plan.files = [str(f) for folder in plan.src for f in list_shards(folder)]
+    if plan.source:  # the builder's raw inputs, as `pairs build` resolves them
+        check_options(plan.source, plan.source_options)
+        plan.files = [str(f) for f in resolve_inputs(plan.source, plan.src, install=False)]
+    else:
+        plan.files = [str(f) for folder in plan.src for f in list_shards(folder)]
     path = plan.work / "settings.json"
     now = plan.settings()
     if path.exists():
@@ -236,9 +246,12 @@ def _run_in_turn(plan: _Plan, stages: list[tuple[str, list[Any], int]], executor
 
 def clean_pairs(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
                 cfg: RuleConfig | None = None, *, output: OutputSettings | None = None,
-                pipeline: PipelineSettings | None = None, **options: Any) -> dict[str, Any]:
+                pipeline: PipelineSettings | None = None, source: str | None = None,
+                source_options: dict[str, Any] | None = None, **options: Any) -> dict[str, Any]:
     """Rule-filter and deduplicate the pair shards under `src` into `out` with datatrove; returns the report
-    (also `out/report-rules.json`). Dedup is global over all inputs whatever `pipeline.tasks`; a stopped run
+    (also `out/report-rules.json`). With `source`, `src` are that pair builder's raw inputs (as for `e5kit
+    pairs build SOURCE`, with its `source_options`) and the builder is the pipeline's reader: build, rules,
+    dedup and write in one pipeline. Dedup is global over all inputs whatever `pipeline.tasks`; a stopped run
     resumes after its completed tasks when called again with the same settings (`output.resume=False`: start
     over). With the slurm executor the jobs are submitted and the report appears when they finish."""
     require("datatrove", "the datatrove pipeline (--executor)")
@@ -252,7 +265,7 @@ def clean_pairs(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], 
         require("ray", "--executor ray")
         check_address(run.address or os.environ.get("RAY_ADDRESS"))
     srcs = [str(src)] if isinstance(src, (str, os.PathLike)) else [str(s) for s in src]
-    plan = _Plan(srcs, Path(out), cfg or RuleConfig(), o, run)
+    plan = _Plan(srcs, Path(out), cfg or RuleConfig(), o, run, source, dict(source_options or {}))
     _prepare(plan, o.resume)
     if run.executor == "ray":
         connect_ray(run.address)

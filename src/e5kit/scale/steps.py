@@ -16,7 +16,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.utils.word_tokenizers import WordTokenizer
 
-from e5kit.data.build import part_prefix
+from e5kit.data.build import iter_source_pairs, part_prefix, splits_by_file
 from e5kit.data.filters import FilterReport, RuleConfig, enabled_steps, make_check, one_blas_thread, pair_key
 from e5kit.data.pairs import Pair, normalize_text
 from e5kit.data.shards import OutputSettings, PairWriter, iter_shard
@@ -61,26 +61,58 @@ class PairShardReader(PipelineStep):
 
     name = "e5kit pair shards"
     type = "📖 - READER"
+    what = "pair records"  # what the bad-record policy counts
 
     def __init__(self, files: Sequence[str], tally: Tally, bad_dir: str, max_bad_fraction: float) -> None:
         super().__init__()
         self.files, self.tally, self.bad_dir, self.max_bad_fraction = list(files), tally, bad_dir, max_bad_fraction
 
+    def block(self, rank: int, world_size: int) -> list[str]:
+        """The input files of task `rank`."""
+        lo, hi = split_files(len(self.files), world_size)[rank]
+        return self.files[lo:hi]
+
+    def pairs(self, files: list[str], bad: BadRecords) -> Iterator[Pair]:
+        """The pairs of `files`, in order."""
+        for path in files:
+            yield from iter_shard(path, bad)
+
     def run(self, data: Any = None, rank: int = 0, world_size: int = 1) -> Iterator[Any]:
         self.tally.reset()
-        lo, hi = split_files(len(self.files), world_size)[rank]
         log_path = Path(self.bad_dir) / f"{rank:05d}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.unlink(missing_ok=True)
-        bad = BadRecords(self.max_bad_fraction, log_path, what="pair records")
+        bad = BadRecords(self.max_bad_fraction, log_path, what=self.what)
         report = self.tally.report
-        for path in self.files[lo:hi]:
-            for pair in iter_shard(path, bad):
-                report.input += 1
-                report.by_source[pair.source]["input"] += 1
-                self.stat_update("pairs")
-                yield _doc(pair)
+        for pair in self.pairs(self.block(rank, world_size), bad):
+            report.input += 1
+            report.by_source[pair.source]["input"] += 1
+            self.stat_update("pairs")
+            yield _doc(pair)
         self.tally.bad = bad.finish()
+
+
+class PairBuilderReader(PairShardReader):
+    """Runs one of e5kit's pair builders (`e5kit pairs build SOURCE`) as a datatrove reader: task r builds the
+    pairs of its contiguous block of the builder's input files (all files in task 0 for a builder that reads
+    several together), so build -> rules -> dedup -> write is one pipeline and no raw shards are written."""
+
+    name = "e5kit pair builder"
+    what = "input records"
+
+    def __init__(self, source: str, files: Sequence[str], options: dict[str, Any], tally: Tally, bad_dir: str,
+                 max_bad_fraction: float) -> None:
+        super().__init__(files, tally, bad_dir, max_bad_fraction)
+        self.source, self.options = source, dict(options)
+        self.name = f"e5kit pair builder: {source}"
+
+    def block(self, rank: int, world_size: int) -> list[str]:
+        if splits_by_file(self.source):
+            return super().block(rank, world_size)
+        return self.files if rank == 0 else []
+
+    def pairs(self, files: list[str], bad: BadRecords) -> Iterator[Pair]:
+        yield from iter_source_pairs(self.source, [Path(f) for f in files], self.options, bad)
 
 
 class CheckFilter(BaseFilter):
