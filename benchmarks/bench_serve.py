@@ -260,21 +260,25 @@ def compare(url: str, model, texts: list[str], args: argparse.Namespace, pid: in
             else:
                 res = asyncio.run(closed_loop(url, texts, args.clients, args.per_request, args.window, kind,
                                               args.http_client))
-                row[kind], row[f"{kind} codes"] = res["tokens_per_s"], res["codes"]
+                row[kind], row[f"{kind} codes"], row[f"{kind} requests"] = res["tokens_per_s"], res["codes"], res["ok"]
             wall, server1 = time.perf_counter() - t0, thread_cpu(pid)
             row[f"{kind} cpu"] = {**{k: (server1[k] - server0[k]) / wall for k in server0},
                                   "bench process": (time.process_time() - me0) / wall}
             # tokens per CPU-second of the process doing the work: comparable however busy the machine is
             used = sum(row[f"{kind} cpu"].values()) - (0 if kind == "offline" else row[f"{kind} cpu"]["bench process"])
             row[f"{kind} per cpu"] = row[kind] / used if used else float("nan")
+            if kind != "offline":  # server CPU milliseconds per answered request, by thread group
+                row[f"{kind} ms"] = {k: 1000 * (server1[k] - server0[k]) / max(1, res["ok"]) for k in server0}
         rounds.append(row)
         cpu = "; ".join(f"{k}: " + " ".join(f"{n} {v:.2f}" for n, v in row[f"{k} cpu"].items()) for k in kinds)
+        ms = "; ".join(f"{k}: " + " ".join(f"{n} {v:.1f}" for n, v in row[f"{k} ms"].items()) for k in kinds[1:])
         print(f"round {r + 1} (load {row['load']:.1f}): offline {row['offline']:,.0f}, server base64 "
               f"{row['base64']:,.0f}, float {row['float']:,.0f} tokens/s -> base64/offline "
               f"{row['base64'] / row['offline']:.2f}, float/offline {row['float'] / row['offline']:.2f}, "
               f"base64/float {row['base64'] / row['float']:.2f}; tokens per CPU-second: offline "
               f"{row['offline per cpu']:,.0f}, server base64 {row['base64 per cpu']:,.0f}, float "
-              f"{row['float per cpu']:,.0f}; codes {row['base64 codes']} {row['float codes']}; CPU cores used: {cpu}",
+              f"{row['float per cpu']:,.0f}; codes {row['base64 codes']} {row['float codes']}; CPU cores used: {cpu}; "
+              f"server CPU ms per request: {ms}",
               flush=True)
     return rounds
 
@@ -357,6 +361,9 @@ def main() -> None:
               f"{spread([r['base64'] / r['offline'] for r in rounds])}; float "
               f"{spread([r['float'] / r['offline'] for r in rounds])}; base64/float "
               f"{spread([r['base64'] / r['float'] for r in rounds])} (target >= 0.95 and base64 >= float)")
+        for kind in ("base64", "float"):
+            print(f"server CPU ms per request ({kind}), medians: " + ", ".join(
+                f"{n} {statistics.median(r[f'{kind} ms'][n] for r in rounds):.1f}" for n in rounds[0][f"{kind} ms"]))
         print(f"tokens per CPU-second, server (all its threads) / offline: base64 "
               f"{spread([r['base64 per cpu'] / r['offline per cpu'] for r in rounds])}; float "
               f"{spread([r['float per cpu'] / r['offline per cpu'] for r in rounds])}")
