@@ -268,7 +268,8 @@ def compare(url: str, model, texts: list[str], args: argparse.Namespace, pid: in
             used = sum(row[f"{kind} cpu"].values()) - (0 if kind == "offline" else row[f"{kind} cpu"]["bench process"])
             row[f"{kind} per cpu"] = row[kind] / used if used else float("nan")
             if kind != "offline":  # server CPU milliseconds per answered request, by thread group
-                row[f"{kind} ms"] = {k: 1000 * (server1[k] - server0[k]) / max(1, res["ok"]) for k in server0}
+                row[f"{kind} ms"] = {**{k: 1000 * (server1[k] - server0[k]) / max(1, res["ok"]) for k in server0},
+                                     "load generator": 1000 * (time.process_time() - me0) / max(1, res["ok"])}
         rounds.append(row)
         cpu = "; ".join(f"{k}: " + " ".join(f"{n} {v:.2f}" for n, v in row[f"{k} cpu"].items()) for k in kinds)
         ms = "; ".join(f"{k}: " + " ".join(f"{n} {v:.1f}" for n, v in row[f"{k} ms"].items()) for k in kinds[1:])
