@@ -1,11 +1,17 @@
-"""Load test of `e5kit serve` on loopback: throughput and latency at 1, 8, 64 clients, then 10x overload.
+"""Load test of `e5kit serve` on loopback: server vs offline throughput, then latency and 10x overload.
 
-Starts the server as a subprocess on 127.0.0.1 with the real all-MiniLM-L6-v2 weights, drives it
-with asyncio clients through the OpenAI wire format (base64 vectors, as the OpenAI client asks),
-and compares tokens/s with offline `E5.encode` of the same texts, measured in the same run.
-Bounded: every phase stops after --seconds; the overload phase after --overload-seconds.
+Starts the server as a subprocess on 127.0.0.1 with the real all-MiniLM-L6-v2 weights and drives it
+through the OpenAI wire format. The throughput comparison runs --rounds rounds of three back-to-back
+windows (offline `E5.encode`, the server at saturation answering base64, and answering float lists),
+rotating their order each round, so that the load of a shared machine hits each kind alike; it prints
+per-round ratios, their median and spread, the server's CPU by thread group (event loop, model,
+tokenizer) per request, the load generator's own CPU per request, and tokens per CPU-second (a
+measure that does not depend on how busy the machine is). Then the latency table (1, 8, 64 clients)
+and the open-loop overload phase. The closed-loop clients are raw keep-alive sockets by default:
+on a 2-core machine httpx itself would take a large share of the cores the server is measured on
+(--http-client httpx to see it). Bounded: every phase stops after its window.
 
-    .venv/bin/python benchmarks/bench_serve.py   # about 6 x --seconds + --overload-seconds + start-up
+    .venv/bin/python benchmarks/bench_serve.py --max-batch-tokens 4096  # 3 x rounds x window + 3 x seconds + overload
 """
 
 from __future__ import annotations
