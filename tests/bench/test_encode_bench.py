@@ -79,7 +79,8 @@ def test_synthetic_checkpoint_and_texts(tmp_path):
 
 
 @pytest.mark.parametrize("argv", [["bench", "--texts", "0"], ["bench", "--batch-size", "0"],
-                                  ["bench", "--data", "/nonexistent/dir"]])
+                                  ["bench", "--data", "/nonexistent/dir"], ["bench", "--st-backends", "tensorrt"],
+                                  ["bench", "--st-backends", "torch"]])
 def test_cli_rejects_bad_arguments(argv, capsys):
     assert main(argv) == 1
     assert "e5kit bench: error:" in capsys.readouterr().err

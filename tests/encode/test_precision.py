@@ -36,7 +36,7 @@ def test_fp16_refused_on_cpu_and_int8_on_gpu():
 
 
 @pytest.mark.parametrize(("fast_bf16", "ov", "want"), [(True, False, "bf16"), (False, False, "fp32"),
-                                                      (True, True, "ov-bf16"), (False, True, "ov-fp32")])
+                                                      (True, True, "bf16"), (False, True, "fp32")])
 def test_auto_on_cpu_follows_bf16_hardware_and_openvino(monkeypatch, fast_bf16, ov, want):
     from e5kit.encode import openvino as O
 

@@ -68,10 +68,11 @@ def _static_int8(st: Any, path: str | Path, out: Path) -> Any:
     quantizer.quantize(Dataset.from_dict(dict(enc)), save_directory=str(out),
                        ov_config=OVConfig(quantization_config=config))
     st.save(str(out / "model"))  # the ST layout (tokenizer, pooling) beside the quantized graph
-    xml = next(out.glob("*.xml"))
+    xml = next(x for x in out.rglob("*.xml") if (out / "model") not in x.parents)
     target = out / "model" / "openvino" / xml.name
-    for f in out.glob(xml.stem + ".*"):
-        (out / "model" / "openvino" / f.name).write_bytes(f.read_bytes())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for f in xml.parent.glob(xml.stem + ".*"):
+        (target.parent / f.name).write_bytes(f.read_bytes())
     return SentenceTransformer(str(out / "model"), device="cpu", backend="openvino",
                                model_kwargs={"file_name": f"openvino/{target.name}"})
 

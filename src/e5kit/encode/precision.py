@@ -11,8 +11,8 @@
   f32 kernels (exact to ~2e-7), its bf16 inference hint, or NNCF static int8 calibrated on
   non-evaluation text. Needs the ``openvino`` and ``nncf`` packages (extra ``e5kit[openvino]``).
 - ``auto``: the fastest mode measured inside the quality budget (docs/precision.md) on the
-  hardware found: fp16 on CUDA; on CPUs with bf16 matrix units ov-bf16 when OpenVINO is installed,
-  else bf16; otherwise ov-fp32 when OpenVINO is installed, else fp32.
+  hardware found: fp16 on CUDA, bf16 on CPUs with bf16 matrix units, else fp32 (ov-bf16 is faster
+  on short full-length batches but slower on long mixed-length ones, so it is not auto's pick).
 """
 
 from __future__ import annotations
@@ -57,16 +57,13 @@ def cpu_has_fast_bf16() -> bool:
 
 def auto_precision(device: torch.device) -> str:
     """The fastest mode inside the quality budget on `device` (see module docstring)."""
-    from e5kit.encode.openvino import openvino_missing
-
+    # ov-bf16 was 1.6x e5kit bf16 on MiniLM @256 but 0.6x on BERT-base @512 (it runs padded batches),
+    # so auto keeps the torch modes; docs/bench-encode.md, "OpenVINO modes".
     if device.type == "cuda":
         return "fp16"
-    if device.type != "cpu":
-        return "fp32"
-    ov = openvino_missing() is None
-    if cpu_has_fast_bf16():
-        return "ov-bf16" if ov else "bf16"
-    return "ov-fp32" if ov else "fp32"
+    if device.type == "cpu" and cpu_has_fast_bf16():
+        return "bf16"
+    return "fp32"
 
 
 def resolve_precision(precision: str | None, device: torch.device) -> str:
