@@ -13,9 +13,9 @@ import numpy as np
 
 from e5kit.encode.batching import DEFAULT_MAX_TOKENS, TokenBudgetBatcher
 from e5kit.encode.engine import EncodeEngine, EncodeStats
-from e5kit.encode.precision import DTYPES, resolve_device, resolve_precision
+from e5kit.encode.precision import make_encoder, resolve_device, resolve_precision
 from e5kit.model.checkpoint import DEFAULT_MODEL, Checkpoint, read_checkpoint
-from e5kit.model.encoder import TransformerEncoder, load_hf_model, load_tokenizer
+from e5kit.model.encoder import load_hf_model, load_tokenizer
 from e5kit.model.prompts import PromptPolicy, checkpoint_policy, passage_text
 from e5kit.model.tokenize import TokenizedTexts, check_text
 
@@ -72,8 +72,9 @@ class E5:
 
     `model` is a local folder (Hugging Face or sentence-transformers layout) or a hub id; the
     default is intfloat/e5-base-unsupervised. `precision` is one of fp32 (exact, default), bf16,
-    fp16 (GPU), int8 (CPU, outside the quality budget), auto (fastest inside it); `.precision` is the
-    mode in force. `prompts` overrides the prefix policy, e.g. {"query": "query: ", "passage": "passage: "}.
+    fp16 (GPU), int8 (CPU, outside the quality budget), ov-fp32 / ov-bf16 / ov-int8 (OpenVINO, CPU),
+    auto (fastest inside it); `.precision` is the mode in force. `prompts` overrides the prefix policy,
+    e.g. {"query": "query: ", "passage": "passage: "}.
     BERT-family encoders (E5, multilingual-e5 on XLM-RoBERTa) and Mistral-style decoders (e5-mistral:
     last-token pooling, EOS appended) load; a checkpoint that ships its own code loads only with
     `trust_remote_code=True`.
@@ -101,8 +102,7 @@ class E5:
         self.policy: PromptPolicy = checkpoint_policy(self.checkpoint, prompts)
         tokenizer = load_tokenizer(self.checkpoint, self.max_seq_length, trust_remote_code=trust_remote_code)
         hf_model = load_hf_model(self.checkpoint, trust_remote_code=trust_remote_code)
-        encoder = TransformerEncoder(hf_model, tokenizer.pad_id, self.checkpoint.pooling, self.device,
-                                     DTYPES[self.precision], int8=self.precision == "int8")
+        encoder = make_encoder(hf_model, tokenizer, self.checkpoint.pooling, self.device, self.precision)
         self.dim = int(hf_model.config.hidden_size)
         self.engine = EncodeEngine(tokenizer, encoder, TokenBudgetBatcher(max_tokens=max_tokens_per_batch), self.dim)
         self.last_stats = EncodeStats()

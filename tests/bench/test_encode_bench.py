@@ -79,7 +79,8 @@ def test_synthetic_checkpoint_and_texts(tmp_path):
 
 
 @pytest.mark.parametrize("argv", [["bench", "--texts", "0"], ["bench", "--batch-size", "0"],
-                                  ["bench", "--data", "/nonexistent/dir"]])
+                                  ["bench", "--data", "/nonexistent/dir"], ["bench", "--st-backends", "tensorrt"],
+                                  ["bench", "--st-backends", "torch"]])
 def test_cli_rejects_bad_arguments(argv, capsys):
     assert main(argv) == 1
     assert "e5kit bench: error:" in capsys.readouterr().err
@@ -124,3 +125,84 @@ def test_report_files(tmp_path):
     result = {"device": "cpu", "threads": 2, "sizes": {"minilm": {"texts": 3, "max_length": 256, "table": "|t|"}}}
     js, md = R.write_report(result, tmp_path / "out")
     assert json.loads(js.read_text())["threads"] == 2 and "## minilm: 3 texts" in md.read_text()
+
+
+def test_cpu_info_reads_model_and_flags():
+    text = "processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu avx512_bf16 avx512_vnni sse\n"
+    info = M.cpu_info(text)
+    assert info["flags"] == {"amx_bf16": False, "amx_int8": False, "avx512_bf16": True, "avx512_vnni": True}
+    assert "avx512_bf16 yes" in M.cpu_line(info) and "amx_int8 no" in M.cpu_line(info)
+    assert set(M.cpu_info("")["flags"]) == set(M.CPU_FLAGS)  # nothing readable: every flag reported as absent
+    here = M.cpu_info()
+    assert here["model"] and set(here["flags"]) == set(M.CPU_FLAGS)
+
+
+def test_skipped_rows_are_shown_with_the_reason(tiny_bert):
+    runners = [B.e5kit_runner(tiny_bert, "fp32", torch.device("cpu"), 256, 64)]
+    cfg = types.SimpleNamespace(hidden_size=32, intermediate_size=64, num_hidden_layers=2)
+    rows = B.run_speed(runners, ["passage: water"], lengths=[4], config=cfg, device=torch.device("cpu"), reps=1,
+                       log=lambda _: None)
+    table = R.markdown_table(rows, [{"name": "sentence-transformers onnx", "reason": "ImportError: no | optimum"}])
+    last = table.splitlines()[-1]
+    assert last.startswith("| sentence-transformers onnx | skipped: ImportError: no / optimum |")
+    assert last.count("|") == table.splitlines()[0].count("|")  # as many cells as the header
+
+
+def test_st_backend_rows_or_skip_reasons(tiny_bert, tmp_path):
+    """Every sentence-transformers backend gives a row or a skip with the reason; rows agree with fp32."""
+    from e5kit.bench.st_backends import StBackendMissing
+
+    dev, got = torch.device("cpu"), {}
+    for backend in ("torch", "onnx", "openvino", "openvino-int8"):
+        try:
+            got[backend] = B.st_runner(tiny_bert, dev, 8, 64, backend=backend, work_dir=tmp_path)
+        except StBackendMissing as exc:
+            got[backend] = str(exc)
+            assert backend in str(exc) and len(str(exc)) > len(backend) + 30  # says which and why
+    assert isinstance(got["torch"], B.Runner)
+    texts = ["passage: the cell", "passage: water and fire " * 5]
+    ref = got["torch"].encode(texts)
+    for backend, r in got.items():
+        if isinstance(r, B.Runner):
+            assert r.name.startswith("sentence-transformers")
+            cos = (r.encode(texts) * ref).sum(axis=1).min()
+            assert cos > (0.9 if backend.endswith("int8") else 0.9999), backend
+    with pytest.raises(ValueError, match="not one of"):
+        B.st_runner(tiny_bert, dev, 8, 64, backend="tensorrt")
+
+
+def test_make_runners_skips_what_cannot_run(tiny_bert, tmp_path, monkeypatch):
+    from e5kit.encode import openvino as O
+
+    monkeypatch.setattr(O, "openvino_missing", lambda: "OpenVINO backend needs openvino and nncf (test)")
+    s = B.EncodeBenchSettings(sizes=["minilm"], modes=["fp32", "ov-bf16"], st_backends=["onnx"]).check()
+    runners, skipped = B._make_runners(tiny_bert, s, torch.device("cpu"), 64, tmp_path)
+    names = [r.name for r in runners]
+    assert names[0] == "sentence-transformers" and "e5kit fp32" in names and "e5kit ov-bf16" not in names
+    assert {"name": "e5kit ov-bf16", "reason": "precision 'ov-bf16': OpenVINO backend needs openvino and nncf "
+            "(test)"} in skipped
+    assert len(names) + len(skipped) == 4  # ST torch, ST onnx, fp32, ov-bf16: each a row or a skip
+    with pytest.raises(ValueError, match="sentence-transformers backends"):
+        B.EncodeBenchSettings(st_backends=["tensorrt"]).check()
+
+
+def test_st_quality_adapter_encodes_like_e5(tiny_e5, tmp_path):
+    """ST seen as an E5 through the eval tasks: same scores as e5kit fp32 on the same checkpoint."""
+    import gzip
+
+    from e5kit import E5
+    from e5kit.bench.st_backends import StAsE5, st_model
+
+    _tiny_eval_data(tmp_path)
+    rows = [("water", "fire", 1.0), ("water and sand", "stone", 2.0), ("fire", "protein cell", 3.0),
+            ("sand", "stone wind", 4.0), ("wind", "water fire", 0.5)]  # no identical pairs: no tied cosines
+    with gzip.open(tmp_path / "sts" / "stsbenchmark.test.jsonl.gz", "wt") as fh:
+        fh.write("\n".join(json.dumps({"sentence1": a, "sentence2": b, "score": x}) for a, b, x in rows))
+    e5 = E5(tiny_e5)
+    st = StAsE5(st_model(tiny_e5, "torch", "cpu", 64), e5.policy, "st")
+    q = Q.quality_table(lambda name: e5 if name == "e5kit" else st, ["e5kit", "st"], tmp_path, log=lambda _: None)
+    assert q["st"]["min_cosine_to_fp32"] > 0.99999 and abs(q["st"]["d_spearman"]) < 1e-6
+    assert st.encode([]).shape == (0, e5.dim)
+    blocks = list(st.iter_encode(iter(["water", "fire", "sand"]), prefix="passage: ", chunk=2))
+    assert [len(b) for b in blocks] == [2, 1]
+    np.testing.assert_allclose(np.concatenate(blocks), e5.encode_passages(["water", "fire", "sand"]), atol=1e-5)

@@ -24,7 +24,7 @@ def test_none_is_exact_fp32():
 
 @pytest.mark.parametrize("bad", ["FP32", "float16", "", "int4", 16, None.__class__])
 def test_unknown_precision_names_the_allowed_set(bad):
-    with pytest.raises(ValueError, match="fp32, bf16, fp16, int8, auto"):
+    with pytest.raises(ValueError, match="fp32, bf16, fp16, int8, ov-fp32, ov-bf16, ov-int8, auto"):
         P.resolve_precision(bad, CPU)
 
 
@@ -35,17 +35,32 @@ def test_fp16_refused_on_cpu_and_int8_on_gpu():
         P.resolve_precision("int8", torch.device("cuda"))
 
 
-@pytest.mark.parametrize(("fast_bf16", "want"), [(True, "bf16"), (False, "fp32")])
-def test_auto_on_cpu_follows_bf16_hardware(monkeypatch, fast_bf16, want):
+@pytest.mark.parametrize(("fast_bf16", "ov", "want"), [(True, False, "bf16"), (False, False, "fp32"),
+                                                      (True, True, "bf16"), (False, True, "fp32")])
+def test_auto_on_cpu_follows_bf16_hardware_and_openvino(monkeypatch, fast_bf16, ov, want):
+    from e5kit.encode import openvino as O
+
     monkeypatch.setattr(P, "cpu_has_fast_bf16", lambda: fast_bf16)
+    monkeypatch.setattr(O, "openvino_missing", lambda: None if ov else "no openvino here")
     assert P.resolve_precision("auto", CPU) == want
+    assert want in P.WITHIN_BUDGET
 
 
 def test_auto_on_cuda_is_fp16_and_inside_budget():
     assert P.auto_precision(torch.device("cuda")) == "fp16"
     for dev in ("cpu", "cuda"):
         assert P.auto_precision(torch.device(dev)) in P.WITHIN_BUDGET
-    assert "int8" not in P.WITHIN_BUDGET
+    assert "int8" not in P.WITHIN_BUDGET and "ov-int8" not in P.WITHIN_BUDGET
+
+
+def test_openvino_modes_refused_on_gpu_or_without_the_package(monkeypatch):
+    from e5kit.encode import openvino as O
+
+    with pytest.raises(ValueError, match="CPU only"):
+        P.resolve_precision("ov-bf16", torch.device("cuda"))
+    monkeypatch.setattr(O, "openvino_missing", lambda: "OpenVINO backend needs openvino and nncf")
+    with pytest.raises(ValueError, match="ov-fp32.*needs openvino"):
+        P.resolve_precision("ov-fp32", CPU)
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +92,77 @@ def test_int8_really_quantizes_and_saves_fp32(tiny_e5, tmp_path):
     assert saved.precision == "fp32"
     text = ["passage: water is wet"]
     np.testing.assert_allclose(saved.encode(text), E5(tiny_e5, device="cpu").encode(text), atol=1e-6)
+
+
+def _needs_openvino():
+    from e5kit.encode.openvino import openvino_missing
+
+    if openvino_missing():
+        pytest.skip(openvino_missing())
+
+
+@pytest.mark.parametrize(("mode", "max_diff", "min_cos"), [("ov-fp32", 1e-5, 0.99999), ("ov-bf16", None, 0.995),
+                                                           ("ov-int8", None, 0.95)])
+def test_openvino_modes_stay_close_to_fp32(tiny_e5, fp32_vectors, mode, max_diff, min_cos):
+    _needs_openvino()
+    texts, ref = fp32_vectors
+    m = E5(tiny_e5, device="cpu", precision=mode)
+    assert m.precision == mode and m.engine.encoder.backend == "openvino"
+    got = m.encode_passages(texts)
+    assert got.dtype == np.float32 and got.shape == ref.shape
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert (got * ref).sum(axis=1).min() >= min_cos
+    if max_diff is not None:
+        assert np.abs(got - ref).max() <= max_diff  # exact: the same fp32 arithmetic, other kernels
+    else:
+        assert np.abs(got - ref).max() > 1e-6  # really a lower precision
+    assert m.encode([]).shape == (0, ref.shape[1])
+
+
+def test_openvino_int8_really_quantizes_and_saves_fp32(tiny_e5, tmp_path):
+    _needs_openvino()
+    m = E5(tiny_e5, device="cpu", precision="ov-int8")
+    assert m.engine.encoder.quantized_ops >= 2 * 6  # at least the inputs of the six linears of each layer
+    assert E5(tiny_e5, device="cpu", precision="ov-fp32").engine.encoder.quantized_ops == 0
+    saved = E5(m.save(tmp_path / "out"), device="cpu")
+    assert saved.precision == "fp32"
+    text = ["passage: water is wet"]
+    np.testing.assert_allclose(saved.encode(text), E5(tiny_e5, device="cpu").encode(text), atol=1e-6)
+
+
+def test_calibration_texts_are_not_evaluation_data():
+    from e5kit.encode.openvino import CALIBRATION_TEXTS, calibration_texts
+
+    texts = calibration_texts()
+    assert len(texts) == CALIBRATION_TEXTS and len(set(texts)) == len(texts)
+    assert texts == calibration_texts() and all(len(t) >= 80 for t in texts)
+    assert max(len(t.split()) for t in texts) > 200  # long inputs too, for activation ranges at full length
+    from tests.conftest import SHARED_DATA
+
+    sts = SHARED_DATA / "sts" / "stsbenchmark.test.jsonl.gz"
+    if sts.is_file():
+        import gzip
+        import json
+
+        with gzip.open(sts, "rt") as fh:
+            pairs = {json.loads(line)["sentence1"] for line in fh}
+        assert not pairs & set(texts)
+
+
+def test_openvino_encoder_bad_inputs(tiny_e5):
+    _needs_openvino()
+    from e5kit.encode.openvino import OpenVinoEncoder, pad_batch
+    from e5kit.model.checkpoint import read_checkpoint
+    from e5kit.model.encoder import load_hf_model
+
+    model = load_hf_model(read_checkpoint(tiny_e5))
+    with pytest.raises(ValueError, match="not one of"):
+        OpenVinoEncoder(model, 0, "mean", CPU, precision="int4")
+    with pytest.raises(ValueError, match="CPU only"):
+        OpenVinoEncoder(model, 0, "mean", torch.device("cuda"))
+    with pytest.raises(ValueError, match="calibration"):
+        OpenVinoEncoder(model, 0, "mean", CPU, precision="int8", calibration=[])
+    with pytest.raises(ValueError, match="at least one"):
+        pad_batch([], 0)
+    ids, mask = pad_batch([[5, 6, 7], [8]], 0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]

@@ -81,6 +81,19 @@ def test_mistral_matches_the_e5_mistral_card(tiny_mistral, padding_side):
     assert e5.tokenize_ids([[7, 8]]).ids[0][-1] == eos  # token-id framing appends it too
 
 
+def test_info_estimates_memory(tiny_mistral):
+    e5 = E5(tiny_mistral, max_tokens_per_batch=1024)
+    info = e5.info()
+    params = sum(p.numel() for p in e5.engine.encoder.model.parameters())
+    assert (info["architecture"], info["pooling"], info["backend"], info["parameters"]) == (
+        "MistralModel", "last", "hf", params)
+    assert abs(info["weights_mb"] - params * 4 / 2**20) < 0.01  # fp32 weights, no packed copies for a decoder
+    assert info["activations_mb"] == round(1024 * (64 + 5 * 32) * 4 / 2**20, 3)  # one batch's FFN + residual + QKV
+    assert info["memory_estimate_mb"] == pytest.approx(info["weights_mb"] + info["activations_mb"], abs=2e-3)
+    half = E5(tiny_mistral, precision="bf16", max_tokens_per_batch=1024).info()
+    assert half["weights_mb"] == pytest.approx(info["weights_mb"] / 2, abs=2e-3)
+
+
 def test_decoder_on_cpu_says_it_is_slow(tiny_mistral, caplog):
     from e5kit.model import encoder
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -253,3 +254,23 @@ def test_check_capacity_sheds_early_without_a_request_in_hand():
         b.close()
     with pytest.raises(ShuttingDownError):
         b.check_capacity()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="thread names are read from Linux /proc")
+def test_worker_thread_is_named_in_the_os_so_its_cpu_time_can_be_told_apart():
+    """top -H and bench_serve's per-thread CPU split rely on the model thread's OS-level name."""
+    enc = FakeEncoder()
+    seen = {}
+
+    def embed(ids, *, normalize=True):
+        seen["comm"] = Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text().strip()
+        return FakeEncoder.embed_token_ids(enc, ids, normalize=normalize)
+
+    enc.embed_token_ids = embed
+    b = DynamicBatcher(enc, 4).start()
+    try:
+        b.submit(seqs([3])).future.result(5)
+    finally:
+        b.close()
+    assert seen["comm"] == "e5kit-batcher"
+    assert Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text().strip() != "e5kit-batcher"

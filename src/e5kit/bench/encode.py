@@ -28,9 +28,10 @@ from e5kit.bench.checkpoints import (
     scifact_passages,
     synthetic_texts,
 )
-from e5kit.bench.measure import PeakRss, encoder_flops, matmul_peak, sync
+from e5kit.bench.measure import PeakRss, cpu_info, cpu_line, encoder_flops, matmul_peak, sync
 
-MODES_CPU = ("fp32", "fp32-hf", "bf16", "int8")
+MODES_CPU = ("fp32", "bf16", "int8", "ov-fp32", "ov-bf16", "ov-int8")
+ST_BACKENDS_CPU = ("onnx", "openvino", "openvino-int8")  # besides the torch reference, which always runs
 MODES_GPU = ("fp32", "fp16", "bf16", "fp16-jagged", "fp16-hf")
 SIZES = ("minilm", "base", "xlmr-base")
 DEFAULT_SIZES = ("minilm", "base")  # `--size both`; xlmr-base (multilingual-e5-base shape) when asked for
@@ -46,30 +47,38 @@ class Runner:
     dtype: torch.dtype
     encode: Callable[[list[str]], np.ndarray]
     model: Any = None  # the E5 behind an e5kit runner
+    st: Any = None  # the SentenceTransformer behind a sentence-transformers runner
 
 
 def st_runner(path: str | Path, device: torch.device, batch_size: int, max_len: int,
-              dtype: torch.dtype = torch.float32) -> Runner:
-    """sentence-transformers `encode` with its defaults (batch 32, its own length sort)."""
-    from sentence_transformers import SentenceTransformer
+              dtype: torch.dtype = torch.float32, backend: str = "torch", work_dir: Path | None = None) -> Runner:
+    """sentence-transformers `encode` with its defaults (batch 32, its own length sort) on `backend`.
 
-    st = SentenceTransformer(str(path), device=str(device))
-    st.max_seq_length = max_len
+    Raises StBackendMissing (with the reason) when that backend's packages do not load here.
+    """
+    from e5kit.bench.st_backends import st_model
+
+    st = st_model(path, backend, str(device), max_len, work_dir)
     if dtype != torch.float32:
         st = st.to(dtype)
     name = "sentence-transformers" + ("" if dtype == torch.float32 else f" {str(dtype).split('.')[-1]}")
-    return Runner(name, dtype, lambda texts: st.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                                                        show_progress_bar=False, convert_to_numpy=True))
+    name += "" if backend == "torch" else f" {backend}"
+    # int8 rows have no measured GEMM peak to be a fraction of (see e5kit_runner)
+    row_dtype = torch.int8 if backend.endswith("int8") else dtype
+    runner = Runner(name, row_dtype, lambda texts: st.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                                              show_progress_bar=False, convert_to_numpy=True))
+    runner.st = st
+    return runner
 
 
 def load_mode(path: str | Path, mode: str, device: torch.device, max_tokens: int | None = None,
               max_len: int | None = None) -> Any:
-    """An E5 in `mode`: a precision, optionally with '-hf' (padded HF model) or '-jagged' backend."""
+    """An E5 in `mode`: a precision (ov-* included), optionally with '-hf' (padded HF model) or '-jagged' backend."""
     from e5kit import E5
-    from e5kit.encode.precision import DTYPES
+    from e5kit.encode.precision import DTYPES, PRECISIONS
     from e5kit.model.encoder import TransformerEncoder
 
-    precision, _, backend = mode.partition("-")
+    precision, _, backend = (mode, "", "") if mode in PRECISIONS else mode.partition("-")
     kwargs = {"max_tokens_per_batch": max_tokens} if max_tokens else {}
     m = E5(path, device=str(device), precision=precision, max_seq_length=max_len, **kwargs)
     if backend:
@@ -85,7 +94,7 @@ def e5kit_runner(path: str | Path, mode: str, device: torch.device, max_tokens: 
 
     m = load_mode(path, mode, device, max_tokens, max_len)
     # int8 GEMMs have their own peak, which is not measured: int8 rows print "n/a", not a fraction of fp32's
-    dtype = torch.int8 if m.precision == "int8" else DTYPES[m.precision]
+    dtype = torch.int8 if m.precision.endswith("int8") else DTYPES[m.precision.removeprefix("ov-")]
     return Runner(f"e5kit {mode}", dtype, lambda texts: m.encode(texts, show_progress=False), m)
 
 
@@ -175,6 +184,7 @@ class EncodeBenchSettings:
     n_texts: int | None = None
     reps: int = 2
     modes: Sequence[str] | None = None
+    st_backends: Sequence[str] | None = None  # besides ST torch; None: onnx, openvino, openvino-int8 on CPU
     device: str | None = None
     model: Path | None = None  # checkpoint for the minilm size (default: the gt package)
     st_batch: int = 32
@@ -183,9 +193,15 @@ class EncodeBenchSettings:
     work_dir: Path | None = None
 
     def check(self) -> EncodeBenchSettings:
+        from e5kit.bench.st_backends import ST_BACKENDS
+
         bad = [s for s in self.sizes if s not in SIZES]
         if bad or not self.sizes:
             raise ValueError(f"sizes {list(self.sizes)!r}: each must be one of {', '.join(SIZES)}")
+        bad = [b for b in self.st_backends or () if b not in ST_BACKENDS[1:]]
+        if bad:
+            raise ValueError(f"sentence-transformers backends {bad!r}: each must be one of "
+                             f"{', '.join(ST_BACKENDS[1:])} (torch always runs, as the reference)")
         for name in ("reps", "st_batch", "n_texts", "quality_docs"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
@@ -206,6 +222,30 @@ def _size_checkpoint(size: str, s: EncodeBenchSettings, tmp: Path) -> tuple[Path
     return make_random_bert(tmp / "bert-base-random", tok_from), 512
 
 
+def _make_runners(path: Path, s: EncodeBenchSettings, dev: torch.device, max_len: int,
+                  tmp: Path) -> tuple[list[Runner], list[dict[str, str]]]:
+    """ST torch first (the reference), then the other ST backends and e5kit modes; those that cannot run
+    here are returned as {"name", "reason"} instead of failing the whole run."""
+    from e5kit.bench.st_backends import StBackendMissing
+
+    runners = [st_runner(path, dev, s.st_batch, max_len)]
+    skipped: list[dict[str, str]] = []
+    backends = s.st_backends if s.st_backends is not None else (ST_BACKENDS_CPU if dev.type == "cpu" else ())
+    for backend in backends:
+        try:
+            runners.append(st_runner(path, dev, s.st_batch, max_len, backend=backend, work_dir=tmp))
+        except StBackendMissing as exc:
+            skipped.append({"name": f"sentence-transformers {backend}", "reason": str(exc)})
+    for mode in s.modes or (MODES_GPU if dev.type == "cuda" else MODES_CPU):
+        try:
+            runners.append(e5kit_runner(path, mode, dev, s.st_batch * max_len, max_len))
+        except ValueError as exc:
+            if "OpenVINO" not in str(exc):  # a bad mode name is the caller's error, not a skip
+                raise
+            skipped.append({"name": f"e5kit {mode}", "reason": str(exc)})
+    return runners, skipped
+
+
 def _bench_size(size: str, s: EncodeBenchSettings, dev: torch.device, peaks: dict[str, float], tmp: Path,
                 log: Callable[[str], None]) -> dict[str, Any]:
     from transformers import AutoConfig
@@ -213,12 +253,12 @@ def _bench_size(size: str, s: EncodeBenchSettings, dev: torch.device, peaks: dic
     from e5kit.bench.quality import quality_table
     from e5kit.bench.report import markdown_table, quality_markdown
 
-    modes = list(s.modes or (MODES_GPU if dev.type == "cuda" else MODES_CPU))
     path, max_len = _size_checkpoint(size, s, tmp)
     n = s.n_texts or DEFAULT_TEXTS[size]
     raw = scifact_passages(s.data_dir, n) if s.data_dir else synthetic_texts(n)
-    runners = [st_runner(path, dev, s.st_batch, max_len)]
-    runners += [e5kit_runner(path, mode, dev, s.st_batch * max_len, max_len) for mode in modes]
+    runners, skipped = _make_runners(path, s, dev, max_len, tmp)
+    for skip in skipped:
+        log(f"  skipped {skip['name']}: {skip['reason']}")
     policy = next((r.model.policy for r in runners if r.model is not None), None)
     texts = [policy.add(t, policy.prefix_for("passage")) for t in raw] if policy else raw  # same texts for all
     log(f"\n== {size}: {path.name}, max length {max_len}, {len(texts)} texts, reps {s.reps}")
@@ -227,14 +267,31 @@ def _bench_size(size: str, s: EncodeBenchSettings, dev: torch.device, peaks: dic
                      reps=s.reps, peaks=peaks, log=log)
     entry: dict[str, Any] = {"model": str(path), "max_length": max_len, "texts": len(texts),
                              "real_tokens": int(sum(lengths)), "rows": [asdict(r) for r in rows],
-                             "table": markdown_table(rows)}
+                             "skipped": skipped, "table": markdown_table(rows, skipped)}
     log(entry["table"])
     if s.quality and size == "minilm":
-        q = quality_table(lambda mode: load_mode(path, mode, dev), list(dict.fromkeys(m.partition("-")[0]
-                          for m in modes)), Path(s.data_dir), max_docs=s.quality_docs, log=log)
+        q = quality_table(_quality_loader(runners, path, dev, policy), [r.name for r in runners], Path(s.data_dir),
+                          max_docs=s.quality_docs, log=log)
         entry.update(quality_docs=s.quality_docs or "all", quality=q, quality_table=quality_markdown(q))
         log(entry["quality_table"])
     return entry
+
+
+def _quality_loader(runners: Sequence[Runner], path: Path, dev: torch.device, policy: Any) -> Callable[[str], Any]:
+    """Runner name -> a model eval can score: the runner's own E5, or its SentenceTransformer seen as one.
+
+    The first runner (sentence-transformers torch fp32) is the reference every other row is compared to.
+    """
+    from e5kit.bench.st_backends import StAsE5
+
+    by_name = {r.name: r for r in runners}
+
+    def load(name: str) -> Any:
+        r = by_name[name]
+        return r.model if r.model is not None else StAsE5(r.st, policy, f"{path.name} ({name})")
+
+    del dev
+    return load
 
 
 def run_encode_bench(settings: EncodeBenchSettings, *, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -247,9 +304,10 @@ def run_encode_bench(settings: EncodeBenchSettings, *, log: Callable[[str], None
     logging.getLogger("e5kit").setLevel(logging.ERROR)  # truncation notices for every run are noise here
     threads = configure_threads()
     peaks = {str(dt).split(".")[-1]: matmul_peak(dt, dev) for dt in (torch.float32, torch.bfloat16, torch.float16)}
-    log(f"device {dev}, torch threads {threads}; matmul peak GFLOP/s: "
+    cpu = cpu_info()
+    log(f"device {dev}, torch threads {threads}; CPU {cpu_line(cpu)}; matmul peak GFLOP/s: "
         + ", ".join(f"{k} {v / 1e9:,.0f}" for k, v in peaks.items() if v == v))
-    result: dict[str, Any] = {"device": str(dev), "threads": threads, "peaks": peaks,
+    result: dict[str, Any] = {"device": str(dev), "threads": threads, "cpu": cpu, "peaks": peaks,
                               "modes": list(s.modes or (MODES_GPU if dev.type == "cuda" else MODES_CPU)),
                               "reps": s.reps, "sizes": {}}
     tmp = Path(s.work_dir or tempfile.mkdtemp(prefix="e5kit-bench-"))

@@ -79,3 +79,31 @@ def encoder_flops(config: Any, lengths: Sequence[int]) -> float:
     t = np.asarray(lengths, dtype=np.float64)
     per_layer = 2 * t * (4 * h * h + 2 * h * i) + 4 * t * t * h
     return float(layers * per_layer.sum())
+
+
+CPU_FLAGS = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni")
+
+
+def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
+    """CPU model name and the matrix-unit flags that decide which modes are fast (Linux /proc/cpuinfo)."""
+    import platform
+
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as fh:
+                cpuinfo = fh.read()
+        except OSError:
+            cpuinfo = ""
+    model, flags = platform.processor() or "unknown", set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model in ("unknown", "", "x86_64"):
+            model = value.strip()
+        elif key.strip() == "flags" and not flags:
+            flags = set(value.split())
+    return {"model": model, "flags": {f: f in flags for f in CPU_FLAGS}}
+
+
+def cpu_line(info: dict[str, Any]) -> str:
+    """'AMD EPYC; amx_bf16 no, amx_int8 no, avx512_bf16 yes, avx512_vnni yes'."""
+    return f"{info['model']}; " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in info["flags"].items())

@@ -10,7 +10,8 @@ from typing import Any
 from e5kit.io.atomic import atomic_write_json, atomic_write_text
 
 
-def markdown_table(rows: Sequence[Any]) -> str:
+def markdown_table(rows: Sequence[Any], skipped: Sequence[dict[str, str]] = ()) -> str:
+    """One line per runner; runners that could not run here get a line with the reason."""
     head = ("| runner | texts/s | real tokens/s | × ST | × ST (CPU time) | peak RSS MB | GFLOP/s "
             "| % of matmul peak (dtype) | max abs diff | min cos |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     lines = [head]
@@ -19,6 +20,9 @@ def markdown_table(rows: Sequence[Any]) -> str:
         lines.append(f"| {r.name} | {r.texts_per_s:.1f} | {r.tokens_per_s:,.0f} | {r.ratio_to_st:.2f} | "
                      f"{r.ratio_to_st_cpu:.2f} | {r.peak_rss_mb:,.0f} | {r.flops_per_s / 1e9:,.1f} | {frac} | "
                      f"{r.max_abs_diff:.1e} | {r.min_cosine:.5f} |")
+    for skip in skipped:
+        reason = skip["reason"].replace("|", "/").replace("\n", " ")
+        lines.append(f"| {skip['name']} | skipped: {reason} |" + " |" * 8)
     return "\n".join(lines)
 
 
@@ -34,6 +38,10 @@ def quality_markdown(q: dict[str, dict[str, float]]) -> str:
 
 def result_markdown(result: dict[str, Any]) -> str:
     md = [f"# e5kit bench ({result['device']}, {result['threads']} threads)"]
+    if "cpu" in result:
+        from e5kit.bench.measure import cpu_line
+
+        md.append(f"\nCPU: {cpu_line(result['cpu'])}")
     for size, entry in result["sizes"].items():
         md += [f"\n## {size}: {entry['texts']} texts, max length {entry['max_length']}\n", entry["table"]]
         if "quality_table" in entry:

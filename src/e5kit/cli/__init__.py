@@ -45,10 +45,11 @@ def _global_flags_everywhere(parser: argparse.ArgumentParser) -> None:
         if not isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
             continue
         for child in dict.fromkeys(action.choices.values()):
-            for flag, help_text in (("--debug", "show full tracebacks and debug logs (also before COMMAND)"),
-                                    ("--quiet", "only warnings and errors on stderr (also before COMMAND)")):
-                if flag not in child._option_string_actions:  # noqa: SLF001
-                    child.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_text)
+            for flags, help_text in ((("--debug",), "show full tracebacks and debug logs (also before COMMAND)"),
+                                     (("--quiet", "-q"), "only warnings and errors on stderr (also before COMMAND)")):
+                free = [f for f in flags if f not in child._option_string_actions]  # noqa: SLF001
+                if flags[0] in free:  # `-q` only where the command does not use it (search: --query)
+                    child.add_argument(*free, action="store_true", default=argparse.SUPPRESS, help=help_text)
             _global_flags_everywhere(child)
 
 

@@ -21,7 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--texts", type=int, default=None, help="texts per size (default: 200 minilm, 24 base sizes)")
     p.add_argument("--reps", type=int, default=2, help="alternating repetitions; the best is reported")
     p.add_argument("--modes", default=None,
-                   help="comma list, e.g. fp32,fp32-hf,bf16,int8 (suffix -hf or -jagged picks the backend)")
+                   help="comma list, e.g. fp32,fp32-hf,bf16,int8,ov-fp32,ov-bf16,ov-int8 (suffix -hf or -jagged picks "
+                        "the torch backend; ov- modes run on OpenVINO)")
+    p.add_argument("--st-backends", default=None,
+                   help="sentence-transformers backends besides torch, comma list of onnx, openvino, openvino-int8 "
+                        "(default on CPU: all three; 'none' for torch only); those that cannot load are skipped "
+                        "with the reason")
     p.add_argument("--device", default=None)
     p.add_argument("--batch-size", type=int, default=32,
                    help="sentence-transformers batch size; e5kit gets batch-size x max length tokens")
@@ -41,9 +46,16 @@ def run(args: argparse.Namespace) -> int:
     settings = EncodeBenchSettings(
         sizes=DEFAULT_SIZES if args.size == "both" else (args.size,), data_dir=Path(args.data) if args.data else None,
         n_texts=args.texts, reps=args.reps, modes=args.modes.split(",") if args.modes else None, device=args.device,
+        st_backends=_comma_list(args.st_backends),
         model=Path(args.model) if args.model else None, st_batch=args.batch_size, quality=args.quality,
         quality_docs=args.quality_docs).check()
     result = run_encode_bench(settings)
     if args.out:
         print("wrote {} and {}".format(*write_report(result, args.out)))
     return 0
+
+
+def _comma_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [] if value.strip() == "none" else [v.strip() for v in value.split(",") if v.strip()]

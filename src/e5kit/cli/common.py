@@ -91,3 +91,36 @@ def read_queries(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     if args.k < 1:
         raise ValueError(f"-k must be a positive int, got {args.k}")
     return ids, texts
+
+
+def add_engine_args(p: argparse.ArgumentParser) -> None:
+    """--engine, --address, --ray-workers, --gpus-per-worker: where an encoding job runs (docs/scale.md)."""
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", choices=("inprocess", "ray"), default="inprocess",
+                   help="encode in this process (default) or on Ray Data, one E5 actor per GPU or CPU worker")
+    g.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    g.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                   help="E5 actors (default: one per GPU of the cluster, else one per CPU)")
+    g.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs per actor (default 1 if any, else 0)")
+
+
+def engine_encoder(args: argparse.Namespace) -> Any:
+    """The `encode_groups` of --engine (None: in this process); the settings are checked before any work."""
+    if args.engine != "ray":
+        return None
+    from e5kit.scale.ray_index import RaySettings, ray_encoder
+
+    return ray_encoder(RaySettings(address=args.address, workers=args.ray_workers,
+                                   gpus_per_worker=args.gpus_per_worker))
+
+
+def engine_pair_encoder(args: argparse.Namespace) -> Any:
+    """`pairs filter`'s model: the name (encoded in this process) or, with --engine ray, a pool of E5 actors."""
+    if args.engine != "ray":
+        return args.model
+    from e5kit.scale.ray_index import RaySettings
+    from e5kit.scale.ray_pairs import RayPairEncoder
+
+    return RayPairEncoder(args.model, RaySettings(address=args.address, workers=args.ray_workers,
+                                                  gpus_per_worker=args.gpus_per_worker),
+                          precision=args.precision, max_seq_length=args.max_seq_length)

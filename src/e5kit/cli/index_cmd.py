@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 
+from e5kit.cli import common
 from e5kit.cli.common import add_model_args, add_query_args, model_kwargs, progress_flag, read_queries
 
 log = logging.getLogger("e5kit")
@@ -54,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--title-field", default=None, help="title field joined before the text (default: title; '')")
     b.add_argument("--id-field", default=None, help="id field (default: _id, then id)")
     add_model_args(b)
+    common.add_engine_args(b)
     b.set_defaults(run=run_build)
 
     m = cmds.add_parser("merge", help="check every slice and shard is there and sound; mark the index complete")
@@ -136,8 +138,8 @@ def run_build(args: argparse.Namespace) -> int:
                              merge=not args.no_merge)
     kwargs = model_kwargs(args)
     kwargs["device"] = kwargs["device"] or rank_device()  # one GPU per torchrun rank
-    report = build_index(args.corpus, args.output, model=index_model(args.output, model=args.model, **kwargs),
-                         settings=settings)
+    report = build_index(args.corpus, args.output, model=lambda: index_model(args.output, model=args.model, **kwargs),
+                         settings=settings, encode_groups=common.engine_encoder(args))
     log.info("%s", report.summary())
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from e5kit.cli import common
 from e5kit.cli.common import add_model_args, model_kwargs, progress_flag
 
 
@@ -43,15 +44,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--shard", default=None, metavar="I/N", help="mine only part I of N (0-based) of the pairs")
     o.add_argument("--no-resume", action="store_true", help="start over (deletes this part's earlier shards)")
     add_model_args(p)
+    common.add_engine_args(p)  # --engine ray: the --corpus index is encoded on Ray (docs/scale.md)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from e5kit.cli.render import print_mine_report
-    from e5kit.data.mine import MineSettings, mine_negatives, prepare_index
+    from e5kit.data.mine import MineSettings, check_mine_paths, mine_negatives
     from e5kit.data.shards import OutputSettings
     from e5kit.data.teacher import TeacherSettings
-    from e5kit.index.search import index_model
 
     names = [f for f in vars(MineSettings()) if f in vars(args)]
     settings = MineSettings(**{n: getattr(args, n) for n in names}).validated()  # bad values fail before loading
@@ -59,9 +60,23 @@ def run(args: argparse.Namespace) -> int:
                               args.teacher_batch_tokens)
     output = OutputSettings(fmt=args.format, part=args.shard, resume=not args.no_resume,
                             show_progress=progress_flag(args))
-    model = index_model(args.index, model=args.model, **model_kwargs(args))
-    index = prepare_index(args.index, args.corpus, model, method=args.method, show_progress=progress_flag(args))
+    check_mine_paths(args.pairs, args.out, args.index, args.corpus)  # before the model loads
+    index, model = _index(args)
     report = mine_negatives(args.pairs, args.out, index=index, model=model, settings=settings, teacher=teacher,
                             output=output)
     print_mine_report(report)
     return 0
+
+
+def _index(args: argparse.Namespace) -> tuple[object, object]:
+    """(index, its model): built from --corpus first, its candidates encoded by --engine."""
+    from e5kit.data.mine import prepare_index
+    from e5kit.index.search import index_model
+
+    if args.engine == "ray" and not args.corpus:
+        raise ValueError("--engine ray encodes the candidates of --corpus into the index; without --corpus the "
+                         f"index {args.index} is used as built and there is nothing to encode: leave out --engine")
+    encode = common.engine_encoder(args)  # no Ray / no cluster at --address: one error before any work
+    model = index_model(args.index, model=args.model, **model_kwargs(args))
+    return prepare_index(args.index, args.corpus, model, method=args.method, show_progress=progress_flag(args),
+                         encode_groups=encode), model

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from e5kit.cli import common
 from e5kit.data.sources import SOURCES
 
 
@@ -47,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.set_defaults(run=run_build)
 
     c = sub.add_parser("clean", help="rule filters: length, decontamination, English, exact and near duplicates")
-    c.add_argument("src", nargs="+", help="folders of pair shards")
+    c.add_argument("src", nargs="+", help="folders of pair shards (with --source: that builder's dump files)")
     c.add_argument("-o", "--out", required=True, help="output folder of kept pairs (+ report-rules.json)")
     _common(c)
     c.add_argument("--config", help="JSON file of RuleConfig fields (see docs/pairs.md)")
@@ -59,6 +60,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--tokenizer", default=None, help="model folder whose tokenizer counts tokens (default: words)")
     for step in ("decontaminate", "english", "exact-dedup", "near-dedup"):
         c.add_argument(f"--no-{step}", action="store_true", help=f"skip the {step} step")
+    c.add_argument("--executor", choices=("local", "slurm", "ray"), default=None,
+                   help="run as a datatrove pipeline (dedup global over all tasks; docs/scale.md); default local "
+                        "when --tasks or --workers is given, else in this process")
+    c.add_argument("--tasks", type=int, default=None, help="datatrove tasks (parts of the input)")
+    c.add_argument("--workers", type=int, default=None, help="datatrove tasks at once (-1: all)")
+    c.add_argument("--address", default=None, help="ray executor: cluster address (default $RAY_ADDRESS)")
+    c.add_argument("--partition", default=None, help="slurm executor: partition")
+    c.add_argument("--time", default="24:00:00", help="slurm executor: time limit per task")
+    c.add_argument("--no-resume", action="store_true", help="datatrove: start over instead of resuming")
+    c.add_argument("--source", choices=tuple(SOURCES), default=None,
+                   help="SRC are this pair builder's inputs (as for `pairs build SOURCE`): build, filter, dedup and "
+                        "write as one datatrove pipeline (implies --executor local unless named)")
+    c.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
+                   help="with --source: builder option (JSON value); repeatable")
     c.set_defaults(run=run_clean)
 
     f = sub.add_parser("filter", help="consistency filter: keep pairs whose passage ranks in the top-k of a pool")
@@ -75,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--max-seq-length", type=int, default=None, help="truncate inputs to this many tokens")
     _common(f)
     f.add_argument("--no-resume", action="store_true")
+    common.add_engine_args(f)
     f.set_defaults(run=run_filter)
 
     s = sub.add_parser("stats", help="counts per source, length histograms (PNG), filter reasons, samples")
@@ -113,6 +129,15 @@ def _output(args: argparse.Namespace):
                           **({} if args.max_bad_fraction is None else {"max_bad_fraction": args.max_bad_fraction}))
 
 
+def _pipeline(args: argparse.Namespace):
+    if args.option and not args.source:
+        raise ValueError("--option is a pair builder's option: it needs --source")
+    from e5kit.scale.pairs import PipelineSettings
+
+    return PipelineSettings(executor=args.executor or "local", tasks=args.tasks or 1, workers=args.workers or 1,
+                            address=args.address, partition=args.partition, time=args.time)
+
+
 def run_build(args: argparse.Namespace) -> int:
     from e5kit.data.build import build_pairs
 
@@ -133,7 +158,13 @@ def run_clean(args: argparse.Namespace) -> int:
         off["default_eval_sets"] = False
     cfg = RuleConfig.load(args.config, eval_dirs=args.eval_dir or None, lang_backend=args.lang_backend,
                           tokenizer=args.tokenizer, **off)
-    rep = filter_rules(args.src, args.out, cfg, output=_output(args))
+    if args.executor or args.tasks or args.workers or args.source or args.option:
+        from e5kit.scale.pairs import clean_pairs
+
+        rep = clean_pairs(args.src, args.out, cfg, output=_output(args), pipeline=_pipeline(args),
+                          source=args.source, source_options=dict(args.option))
+    else:
+        rep = filter_rules(args.src, args.out, cfg, output=_output(args))
     print_rule_report(rep, args.out)
     return 0
 
@@ -145,7 +176,7 @@ def run_filter(args: argparse.Namespace) -> int:
     settings = ConsistencySettings(**vars(_output(args)), pool_size=args.pool_size, top_k=args.top_k,
                                    pool_from=args.pool_from, chunk_size=args.chunk_size, seed=args.seed,
                                    device=args.device, precision=args.precision, max_seq_length=args.max_seq_length)
-    rep = consistency_filter(args.src, args.out, model=args.model, settings=settings)
+    rep = consistency_filter(args.src, args.out, model=common.engine_pair_encoder(args), settings=settings)
     print_consistency_report(rep, args.out)
     return 0
 

@@ -42,6 +42,10 @@ def print_check(rows: list[Any], k: int, *, as_json: bool) -> None:
 
 
 def print_rule_report(rep: dict[str, Any], out: Any) -> None:
+    if rep.get("submitted"):  # a Slurm run of the datatrove pipeline: the jobs run on
+        print(f"submitted stages {', '.join(rep['stages'])}; logs under {rep['logs']}; {out}/report-rules.json "
+              "appears when the last one finishes")
+        return
     for step in rep["steps"]:
         print(f"{step['filter']:>14}: {step['in']:>9} -> {step['out']:>9}  (-{step['dropped']})")
     print(f"kept {rep['kept']} of {rep['input']} pairs under {out}")

@@ -164,6 +164,23 @@ def build_pairs(source: str, inputs: Sequence[str | os.PathLike[str]], out: str 
     return manifest
 
 
+def iter_source_pairs(source: str, files: Sequence[Path], options: dict[str, Any], bad: BadRecords) -> Iterator[Pair]:
+    """The pairs `source`'s builder makes from `files`, in order, under the bad-record policy `bad`: what
+    `build_pairs` writes, for a pipeline that writes them elsewhere (e5kit.scale's datatrove reader)."""
+    from tqdm.auto import tqdm
+
+    with tqdm(disable=True) as bar:
+        for _, pair, _, _ in _stream(get_source(source), list(files), {}, options, False, (0, 1), bar, bad):
+            if pair is not None:
+                yield pair
+
+
+def splits_by_file(source: str) -> bool:
+    """Whether `source`'s builder reads each input file on its own (`iter_file`), so files may go to different
+    workers; a builder of several files together (`iter_inputs`, e.g. reddit) needs them all in one."""
+    return hasattr(get_source(source), "iter_file")
+
+
 def _write_pairs(writer: PairWriter, stream: Iterator[tuple[int, Pair | None, Path | None, dict[str, int]]],
                  limit: int | None) -> int:
     """Write the stream's pairs not in finished shards yet (and mark finished inputs); returns how many."""

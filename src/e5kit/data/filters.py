@@ -164,6 +164,11 @@ def make_english_scorer(backend: str) -> Callable[[str], float]:
     raise ValueError(f"language backend must be one of {LANG_BACKENDS}, got {backend!r}")
 
 
+def pair_key(pair: Pair) -> int:
+    """64-bit key of a pair's normalized (query, passage): equal keys are exact duplicates."""
+    return text_key(normalize_text(pair.query) + "\x1f" + normalize_text(pair.passage))
+
+
 class ExactDedup:
     """Drop a pair whose normalized (query, passage) was seen before."""
 
@@ -173,7 +178,7 @@ class ExactDedup:
         self.seen: set[int] = set()
 
     def __call__(self, pair: Pair) -> str | None:
-        key = text_key(normalize_text(pair.query) + "\x1f" + normalize_text(pair.passage))
+        key = pair_key(pair)
         if key in self.seen:
             return "exact_duplicate"
         self.seen.add(key)
@@ -214,19 +219,32 @@ class NearDedup:
         return None
 
 
+def enabled_steps(cfg: RuleConfig) -> list[str]:
+    """Names of the steps `cfg` switches on, in their fixed order (a subset of STEPS)."""
+    on = {"length": True, "decontaminate": cfg.decontaminate, "language": cfg.english,
+          "exact_dedup": cfg.exact_dedup, "near_dedup": cfg.near_dedup}
+    return [name for name in STEPS if on[name]]
+
+
+def make_check(name: str, cfg: RuleConfig) -> Check:
+    """The one check called `name` (one of STEPS), made from `cfg`; other pipelines (e5kit.scale) wrap these."""
+    if name == "length":
+        return LengthFilter(cfg)
+    if name == "decontaminate":
+        return Decontaminator(eval_folders(cfg), min_chars=cfg.decon_min_chars)
+    if name == "language":
+        return LanguageFilter(cfg.lang_backend, cfg.min_lang_prob)
+    if name == "exact_dedup":
+        return ExactDedup()
+    if name == "near_dedup":
+        return NearDedup(cfg.near_threshold, cfg.num_perm, cfg.shingle_words)
+    raise ValueError(f"unknown rule step {name!r}; steps: {', '.join(STEPS)}")
+
+
 def make_filters(cfg: RuleConfig) -> tuple[list[Check], Decontaminator | None]:
     """The enabled filters in their fixed order, and the decontaminator (for its summary)."""
-    steps: list[Check] = [LengthFilter(cfg)]
-    decon = None
-    if cfg.decontaminate:
-        decon = Decontaminator(eval_folders(cfg), min_chars=cfg.decon_min_chars)
-        steps.append(decon)
-    if cfg.english:
-        steps.append(LanguageFilter(cfg.lang_backend, cfg.min_lang_prob))
-    if cfg.exact_dedup:
-        steps.append(ExactDedup())
-    if cfg.near_dedup:
-        steps.append(NearDedup(cfg.near_threshold, cfg.num_perm, cfg.shingle_words))
+    steps = [make_check(name, cfg) for name in enabled_steps(cfg)]
+    decon = next((s for s in steps if isinstance(s, Decontaminator)), None)
     return steps, decon
 
 
@@ -261,8 +279,37 @@ class FilterReport:
                 "by_source": {s: dict(c) for s, c in sorted(self.by_source.items())},
                 "examples": dict(self.examples)}
 
+    def record(self, pair: Pair, step: str, reason: str | None, examples: int = 3) -> None:
+        """Count one pair that `step` dropped for `reason` (None: kept), with a few examples per reason."""
+        if reason is None:
+            self.kept += 1
+            self.by_source[pair.source]["kept"] += 1
+            return
+        self.steps[step][reason] += 1
+        self.by_source[pair.source][reason] += 1
+        # no examples of evaluation text: the report must not carry it around
+        if not reason.startswith("eval_") and len(self.examples[reason]) < examples:
+            self.examples[reason].append({"query": pair.query[:200], "passage": pair.passage[:300],
+                                          "source": pair.source})
 
-def _one_blas_thread() -> Any:
+    def raw(self) -> dict[str, Any]:
+        """The counts as plain JSON, to be summed with `add` (reports of many workers make one)."""
+        return {"input": self.input, "kept": self.kept,
+                "steps": {k: dict(v) for k, v in self.steps.items()},
+                "by_source": {k: dict(v) for k, v in self.by_source.items()}, "examples": dict(self.examples)}
+
+    def add(self, raw: dict[str, Any], examples: int = 3) -> None:
+        """Add the counts of another report's `raw()`."""
+        self.input += int(raw["input"])
+        self.kept += int(raw["kept"])
+        for key, mine in (("steps", self.steps), ("by_source", self.by_source)):
+            for name, counts in raw[key].items():
+                mine[name].update(counts)
+        for reason, items in raw["examples"].items():
+            self.examples[reason].extend(items[:max(0, examples - len(self.examples[reason]))])
+
+
+def one_blas_thread() -> Any:
     """langid's per-text matrix product is tiny; multi-threaded BLAS only adds contention (10x slower here)."""
     try:
         from threadpoolctl import threadpool_limits
@@ -303,26 +350,20 @@ def filter_rules(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     names = [s.name for s in steps]  # type: ignore[attr-defined]
     report = FilterReport()
     bar = tqdm(unit="pair", desc="rule filters", disable=o.show_progress is False)
-    with _one_blas_thread(), PairWriter(out, fmt=o.fmt, shard_bytes=o.shard_bytes, prefix=prefix, resume=False,
+    with one_blas_thread(), PairWriter(out, fmt=o.fmt, shard_bytes=o.shard_bytes, prefix=prefix, resume=False,
                     info={"from": [str(s) for s in srcs], "filters": names}) as writer:
         for pair in pairs:
             report.input += 1
             report.by_source[pair.source]["input"] += 1
-            reason = None
+            reason, name = None, ""
             for step in steps:
                 reason = step(pair)
                 if reason:
-                    report.steps[step.name][reason] += 1  # type: ignore[attr-defined]
-                    report.by_source[pair.source][reason] += 1
-                    # no examples of evaluation text: the report must not carry it around
-                    if not reason.startswith("eval_") and len(report.examples[reason]) < cfg.examples_per_reason:
-                        report.examples[reason].append({"query": pair.query[:200],
-                                                        "passage": pair.passage[:300], "source": pair.source})
+                    name = step.name  # type: ignore[attr-defined]
                     break
+            report.record(pair, name, reason, cfg.examples_per_reason)
             if reason is None:
                 writer.write(pair)
-                report.kept += 1
-                report.by_source[pair.source]["kept"] += 1
             bar.update(1)
         bad_summary = bad.finish()
     bar.close()

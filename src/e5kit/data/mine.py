@@ -35,7 +35,7 @@ import numpy as np
 from e5kit.data.build import parse_part, part_prefix
 from e5kit.data.labeled import read_qrels
 from e5kit.data.pairs import Pair, normalize_text
-from e5kit.data.shards import OutputSettings, PairWriter, iter_pairs, read_manifest
+from e5kit.data.shards import OutputSettings, PairWriter, iter_pairs, list_shards, read_manifest
 from e5kit.data.teacher import TeacherSettings
 from e5kit.errors import E5kitError
 from e5kit.io.atomic import atomic_write_json
@@ -270,6 +270,27 @@ def select(pair: Pair, hits: list[Any], cand_scores: np.ndarray | None, pos_scor
     return chosen, counts
 
 
+def check_mine_paths(inputs: Sequence[str | os.PathLike[str]] | str, out: str | os.PathLike[str],
+                     index: str | os.PathLike[str] | None = None, corpus: Sequence[str] | None = None) -> None:
+    """Refuse, before any model loads, what would fail later: missing pair inputs, an output that is a file or
+    cannot be written, a missing index folder when no corpus is given to build it, a missing corpus file."""
+    from e5kit.index.layout import IndexLayout
+    from e5kit.io.atomic import check_folder_writable
+
+    for src in [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs:
+        list_shards(src)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise E5kitError(f"output {out} is a file; name a folder for the mined pair shards")
+    check_folder_writable(out, out)
+    if index is not None and not corpus and not IndexLayout(index).exists():
+        raise E5kitError(f"{index} holds no e5kit index (no manifest.json); build one with `e5kit index build` "
+                         "or pass --corpus to build it here")
+    for path in corpus or ():
+        if not Path(path).exists():
+            raise FileNotFoundError(f"no such corpus file or folder: {path}")
+
+
 def _check_resume(out: Path, prefix: str, info: dict[str, Any], resume: bool) -> None:
     old = read_manifest(out, prefix) if resume else None
     if old is not None and old.get("info", {}).get("mine") != info["mine"]:
@@ -367,9 +388,10 @@ def _report_from_shards(out: Path, manifest: dict[str, Any], resumed_from: int) 
 
 
 def prepare_index(folder: str | os.PathLike[str], corpus: Sequence[str] | None, model: Any, *, method: str = "dense",
-                  show_progress: bool | None = None) -> Any:
+                  show_progress: bool | None = None, encode_groups: Any = None) -> Any:
     """The DenseIndex at `folder`: built (or resumed, or grown) from `corpus` with `model` when a corpus is given,
-    with its BM25 part added when `method` needs one; else the finished index as it is."""
+    with its BM25 part added when `method` needs one; else the finished index as it is. `encode_groups` encodes
+    the candidates elsewhere (`index.build.build_index`'s hook, e.g. e5kit.scale.ray_index.ray_encoder)."""
     from e5kit.index.build import BuildSettings, build_index
     from e5kit.index.hybrid import bm25_folder, build_bm25
     from e5kit.index.store import DenseIndex
@@ -377,7 +399,8 @@ def prepare_index(folder: str | os.PathLike[str], corpus: Sequence[str] | None, 
     if method not in METHODS:
         raise ValueError(f"method {method!r} is not one of {', '.join(METHODS)}")
     if corpus:
-        build_index(list(corpus), folder, model=model, settings=BuildSettings(show_progress=show_progress))
+        build_index(list(corpus), folder, model=model, settings=BuildSettings(show_progress=show_progress),
+                    encode_groups=encode_groups)
     dense = DenseIndex.open(folder)
     if method != "dense" and not bm25_folder(dense).is_dir():
         if not corpus:

@@ -18,7 +18,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +41,7 @@ from e5kit.index.layout import (
     read_json,
 )
 from e5kit.index.merge import merge_index
-from e5kit.io.atomic import atomic_write_json
+from e5kit.io.atomic import atomic_write_json, check_folder_writable
 from e5kit.io.records import TextRecord
 from e5kit.options import with_options
 
@@ -165,13 +165,10 @@ def check_output(layout: IndexLayout) -> None:
         if not layout.exists() and any(folder.iterdir()):
             raise IndexFormatError(f"{folder} is not empty and holds no e5kit index (no manifest.json); choose an "
                                    "empty or new folder: e5kit does not write into other files' folders")
-        where = folder
-    else:
-        where = next(p for p in folder.absolute().parents if p.exists())
-        if not where.is_dir():
-            raise IndexFormatError(f"{where} is not a folder, so {folder} cannot be made; choose another output")
-    if not os.access(where, os.W_OK | os.X_OK):
-        raise IndexFormatError(f"{where} is not writable, so the index {folder} cannot be written there")
+    try:
+        check_folder_writable(folder, folder)
+    except OSError as exc:
+        raise IndexFormatError(f"{exc}; choose another output folder for the index") from None
 
 
 def check_slices(layout: IndexLayout, worker: tuple[int, int]) -> None:
@@ -293,6 +290,8 @@ def _load_model(model: Any, existing: IndexSettings | None, precision: str | Non
 
     if isinstance(model, E5):
         return model
+    if callable(model):  # a loader: the model loads only after every check passed (the CLI passes one)
+        return model()
     name = model or (existing.model if existing else DEFAULT_MODEL)
     return E5(
         name,
@@ -331,6 +330,23 @@ def _base_metas(layout: IndexLayout, manifest: dict[str, Any] | None) -> tuple[l
     if missing:
         log.warning("shards %s of the finished index are missing; rewriting them", sorted(missing))
     return out, missing
+
+
+EncodeGroups = Callable[[Iterator[_Group], Any, bool], Iterator[tuple[_Group, np.ndarray]]]
+
+
+def encode_shard(model: Any, texts: Sequence[str], normalize: bool) -> np.ndarray:
+    """The passage vectors of one shard's texts, by `model` (an E5) with its own batching and precision: the
+    one way a shard is encoded, in this process or in a Ray actor."""
+    parts = list(model.iter_encode(list(texts), prompt_name="passage", normalize=normalize, show_progress=False,
+                                   chunk_size=max(len(texts), 1)))
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def encode_in_process(groups: Iterator[_Group], model: Any, normalize: bool) -> Iterator[tuple[_Group, np.ndarray]]:
+    """(group, its passage vectors) for each group, encoded here one shard at a time."""
+    for group in groups:
+        yield group, encode_shard(model, [r.text for r in group.records], normalize)
 
 
 class _Build:
@@ -403,16 +419,15 @@ class _Build:
         log.warning("shard %d was made from other documents; re-encoding it", group.index)
         return False
 
-    def encode(self, model: Any, show_progress: bool | None) -> None:
-        """Encode this worker's groups; a writer thread writes shard j while shard j+1 is encoded."""
+    def encode(self, model: Any, show_progress: bool | None, encode_groups: EncodeGroups | None = None) -> None:
+        """Encode this worker's groups (in this process, or by `encode_groups`, e.g. on Ray); a writer thread
+        writes shard j while shard j+1 is encoded."""
         bar, pending = _bar(show_progress), None
+        encoded = (encode_groups or encode_in_process)(_prefetch(self.todo()), model, self.settings.normalize)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="e5kit-index-writer") as writer:
-            for group in _prefetch(self.todo()):
-                t0 = time.perf_counter()
-                texts = [r.text for r in group.records]
-                parts = list(model.iter_encode(texts, prompt_name="passage", normalize=self.settings.normalize,
-                                               show_progress=False, chunk_size=max(len(texts), 1)))
-                vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            t0 = time.perf_counter()
+            for group, vectors in encoded:
+                texts = group.records
                 if vectors.shape != (len(texts), self.settings.dim):
                     raise RuntimeError(f"encoder returned {vectors.shape} for {len(texts)} texts")  # never mix rows
                 self.report.encode_seconds += time.perf_counter() - t0
@@ -426,6 +441,7 @@ class _Build:
                 self.report.encoded_shards += 1
                 if bar is not None:
                     bar.update(len(texts))
+                t0 = time.perf_counter()
             if pending is not None:
                 pending.result()
         if bar is not None:
@@ -451,11 +467,14 @@ class _Build:
 
 
 def build_index(corpus: Any, folder: str | os.PathLike[str], *, model: Any = None,
-                settings: BuildSettings | None = None, **options: Any) -> BuildReport:
+                settings: BuildSettings | None = None, encode_groups: EncodeGroups | None = None,
+                **options: Any) -> BuildReport:
     """Encode `corpus` (files, or a BEIR folder) into the index at `folder`; resumes and appends by itself.
 
-    `model` is an E5 or a model name (default: the index's model, else the E5 default). `settings` (or
-    its fields as keyword `options`, e.g. shard_size=16) say how; see BuildSettings.
+    `model` is an E5, a model name, or a no-argument loader called after all checks (default: the index's
+    model, else the E5 default). `settings` (or its fields as keyword `options`, e.g. shard_size=16) say how;
+    see BuildSettings. `encode_groups` encodes the shards elsewhere (e5kit.scale.ray_index: Ray Data); the
+    layout, resume and merge stay the same.
     """
     b = with_options(BuildSettings, settings, options)
     started = time.perf_counter()
@@ -475,7 +494,7 @@ def build_index(corpus: Any, folder: str | os.PathLike[str], *, model: Any = Non
     manifest = manifest or {"format": FORMAT, "settings": settings_now.to_json(), "complete": None}
     manifest["sources"] = [str(p.resolve()) for p in files]
     build = _Build(layout, manifest, settings_now, files, worker)  # writes nothing until its first shard
-    build.encode(m, b.show_progress)
+    build.encode(m, b.show_progress, encode_groups)
     if build.report.skipped_empty:
         log.warning("left out %d records with empty text (first: %s)", len(build.report.skipped_empty),
                     build.report.skipped_empty[0])

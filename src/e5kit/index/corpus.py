@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from e5kit.errors import InputFormatError
-from e5kit.io.records import CorpusFields, TextRecord, detect_format, iter_jsonl, iter_text_records
+from e5kit.io.records import CorpusFields, TextRecord, detect_format, iter_jsonl, iter_text_records, open_parquet
 from e5kit.model.prompts import passage_text
 
 CORPUS_NAMES = ("corpus.jsonl", "corpus.jsonl.gz", "corpus.parquet")
@@ -67,9 +67,7 @@ def _jsonl_records(path: Path, fields: CorpusFields) -> Iterator[TextRecord]:
 
 
 def _parquet_records(path: Path, fields: CorpusFields) -> Iterator[TextRecord]:
-    import pyarrow.parquet as pq
-
-    names = pq.ParquetFile(path).schema_arrow.names
+    names = open_parquet(path).schema_arrow.names
     if fields.id not in names and "id" not in names:
         raise InputFormatError(f"{path}: no {fields.id!r} (or 'id') column (columns: {', '.join(names)})")
     id_field = fields.id if fields.id in names else "id"

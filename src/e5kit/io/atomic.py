@@ -93,11 +93,17 @@ def check_writable(path: str | os.PathLike[str]) -> None:
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"cannot write {path}: it is a folder; name a file")
-    folder = path.parent
+    check_folder_writable(path.parent, path)
+
+
+def check_folder_writable(folder: str | os.PathLike[str], target: str | os.PathLike[str] | None = None) -> None:
+    """Fail now if files cannot be made in `folder` (or, if it does not exist yet, the nearest folder above it),
+    naming `target` (what will be written; default the folder). A probe file is made and removed."""
+    folder, target = Path(folder), Path(target if target is not None else folder)
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
-        raise NotADirectoryError(f"cannot write {path}: {folder} is a file, not a folder")
+        raise NotADirectoryError(f"cannot write {target}: {folder} is a file, not a folder")
     probe = folder / f".e5kit-probe.{os.getpid()}.tmp"
     try:
         with open(probe, "xb"):
@@ -105,7 +111,7 @@ def check_writable(path: str | os.PathLike[str]) -> None:
     except FileExistsError:
         return  # a leftover probe of this pid: the folder took a file, so it is writable
     except OSError as exc:
-        raise PermissionError(f"cannot write {path}: folder {folder} is not writable ({exc.strerror})") from None
+        raise PermissionError(f"cannot write {target}: folder {folder} is not writable ({exc.strerror})") from None
     probe.unlink(missing_ok=True)
 
 

@@ -203,16 +203,23 @@ def _record_id(obj: dict[str, Any], where: str, id_field: str) -> str | int | No
     return value
 
 
-def _parquet_rows(path: str | os.PathLike[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """("FILE: row N", row) for every row; a file that is not Parquet, or a broken page, names the file."""
+def open_parquet(path: str | os.PathLike[str]) -> Any:
+    """pyarrow's ParquetFile for `path`; a missing file or one that is not Parquet names the file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     p = _exists(path)
     try:
-        pf = pq.ParquetFile(p)
+        return pq.ParquetFile(p)
     except (pa.ArrowException, OSError) as exc:
         raise InputFormatError(f"{path}: not a readable Parquet file ({exc})") from None
+
+
+def _parquet_rows(path: str | os.PathLike[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """("FILE: row N", row) for every row; a file that is not Parquet, or a broken page, names the file."""
+    import pyarrow as pa
+
+    pf = open_parquet(path)
     i = 0
     batches = pf.iter_batches(batch_size=4096)
     while True:

@@ -190,21 +190,26 @@ class TransformerEncoder:
         return pooled.cpu() if to_cpu else pooled
 
 
-def memory_estimate(encoder: TransformerEncoder, batch_tokens: int) -> dict[str, Any]:
+def memory_estimate(encoder: Any, batch_tokens: int) -> dict[str, Any]:
     """Parameters and an estimate of memory in MiB: the weights as held (fused or quantized copies
     included) plus the largest activations of one batch of `batch_tokens` tokens (the FFN's (N, 4H)
     input, the residual stream, Q/K/V), in the model's dtype. An estimate, not a measurement."""
-    params = sum(p.numel() for p in encoder.model.parameters())
-    held = {id(t): t.numel() * t.element_size()
-            for module in (encoder.model, encoder.runner)
-            for t in (*module.parameters(), *module.buffers())}
-    for layer in getattr(encoder.runner, "layers", []):  # oneDNN's reordered copies of the packed linears
-        for w in getattr(layer, "cpu_weights", None) or []:
-            held[id(w)] = w.numel() * w.element_size()
-    cfg = encoder.model.config
+    if getattr(encoder, "model", None) is None:  # a compiled backend (OpenVINO): no torch module is held
+        params = int(encoder.parameter_count)
+        held = {0: params * encoder.weight_bytes}
+        cfg = encoder.config
+    else:
+        params = sum(p.numel() for p in encoder.model.parameters())
+        held = {id(t): t.numel() * t.element_size()
+                for module in (encoder.model, encoder.runner)
+                for t in (*module.parameters(), *module.buffers())}
+        for layer in getattr(encoder.runner, "layers", []):  # oneDNN's reordered copies of the packed linears
+            for w in getattr(layer, "cpu_weights", None) or []:
+                held[id(w)] = w.numel() * w.element_size()
+        cfg = encoder.model.config
     hidden = int(getattr(cfg, "hidden_size", 0) or 0)
     ffn = int(getattr(cfg, "intermediate_size", 0) or 4 * hidden)
     per_token = (ffn + 5 * hidden) * torch.finfo(encoder.dtype).bits // 8
     weights_mb, act_mb = sum(held.values()) / 2**20, batch_tokens * per_token / 2**20
-    return {"parameters": params, "weights_mb": round(weights_mb, 1), "activations_mb": round(act_mb, 1),
-            "memory_estimate_mb": round(weights_mb + act_mb, 1)}
+    return {"parameters": params, "weights_mb": round(weights_mb, 3), "activations_mb": round(act_mb, 3),
+            "memory_estimate_mb": round(weights_mb + act_mb, 3)}

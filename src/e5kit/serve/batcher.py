@@ -35,6 +35,17 @@ from e5kit.errors import E5kitError
 log = logging.getLogger("e5kit.serve")
 
 
+def name_native_thread(name: str) -> None:
+    """Give the calling thread `name` (15 bytes) in the OS, so `top -H` and /proc show the model thread (and
+    the torch threads it starts, which inherit the name). Linux only; elsewhere nothing happens."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
 class QueueFullError(E5kitError):
     """The queue cannot take the request now; `retry_after` (s) estimates when it could."""
 
@@ -233,6 +244,7 @@ class DynamicBatcher:
         from e5kit.encode.memory import trim_heap
         from e5kit.model.pooling import l2_normalize
 
+        name_native_thread("e5kit-batcher")
         busy_since: float | None = None  # end of the previous batch, if work was waiting then
         while True:
             with self._cond:

@@ -20,7 +20,7 @@ from e5kit.errors import E5kitError
 from e5kit.model.prompts import policy_for
 from e5kit.train.batching import DistinctBatches
 from e5kit.train.config import ConfigError, TrainConfig, save_config
-from e5kit.train.data import PairStream
+from e5kit.train.data import PairStream, expand_paths
 from e5kit.train.distill import distill_loss, teacher_matrix
 from e5kit.train.distributed import DistInfo, gather_with_grad, init_distributed, local_slice, mean_over_ranks
 from e5kit.train.evalhook import EvalHook
@@ -104,6 +104,32 @@ class Trainer:
                              "--overwrite to replace it (resume=True / overwrite=True in Python), or choose "
                              "another output_dir")
         self.run_id = new_run_id()
+        self._check_inputs()
+        self._made_run_dir = not self.run_dir.exists()
+
+    def _check_inputs(self) -> None:
+        """Refuse, before any folder is made or model loaded, inputs that would fail later: pair shard paths
+        that match no file, an init checkpoint that is not there, an output_dir that cannot be written."""
+        from e5kit.io.atomic import check_folder_writable
+        from e5kit.model.checkpoint import read_checkpoint
+
+        for source in self.cfg.sources:
+            expand_paths(source.paths)
+        if self.cfg.init:
+            read_checkpoint(self.cfg.init)  # config, weights and tokenizer files present; weights not read
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise E5kitError(f"output_dir {self.run_dir} is a file; name a folder")
+        check_folder_writable(self.run_dir, self.run_dir)
+
+    def _remove_empty_run_dir(self) -> None:
+        """After a failed start, the output folder this run made, if nothing but empty folders is in it."""
+        if not self._made_run_dir or not self.run_dir.is_dir():
+            return
+        if any(p.is_file() for p in self.run_dir.rglob("*")):
+            return
+        for folder in sorted(self.run_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            folder.rmdir()
+        self.run_dir.rmdir()
 
     # -- set-up -------------------------------------------------------------------------------------
     def _resume_state(self) -> tuple[Path | None, dict[str, Any] | None]:
@@ -264,7 +290,11 @@ class Trainer:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
-        start = self._setup()
+        try:
+            start = self._setup()
+        except BaseException:
+            self._remove_empty_run_dir()  # a run that could not start leaves no empty folder behind
+            raise
         main = self.info.is_main
         if main:
             save_config(cfg, self.run_dir / "train_config.json")
