@@ -60,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
                               args.teacher_batch_tokens)
     output = OutputSettings(fmt=args.format, part=args.shard, resume=not args.no_resume,
                             show_progress=progress_flag(args))
+    if args.engine == "ray" and not args.corpus:
+        raise ValueError("--engine ray encodes the candidates of --corpus into the index; without --corpus the "
+                         f"index {args.index} is used as built and there is nothing to encode: leave out --engine")
     check_mine_paths(args.pairs, args.out, args.index, args.corpus)  # before the model loads
     index, model = _index(args)
     report = mine_negatives(args.pairs, args.out, index=index, model=model, settings=settings, teacher=teacher,
@@ -73,9 +76,6 @@ def _index(args: argparse.Namespace) -> tuple[object, object]:
     from e5kit.data.mine import prepare_index
     from e5kit.index.search import index_model
 
-    if args.engine == "ray" and not args.corpus:
-        raise ValueError("--engine ray encodes the candidates of --corpus into the index; without --corpus the "
-                         f"index {args.index} is used as built and there is nothing to encode: leave out --engine")
     encode = common.engine_encoder(args)  # no Ray / no cluster at --address: one error before any work
     model = index_model(args.index, model=args.model, **model_kwargs(args))
     return prepare_index(args.index, args.corpus, model, method=args.method, show_progress=progress_flag(args),
