@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from e5kit.cli.render import print_mine_report
-    from e5kit.data.mine import MineSettings, check_mine_paths, mine_negatives
+    from e5kit.data.mine import MineSettings, mine_negatives
     from e5kit.data.shards import OutputSettings
     from e5kit.data.teacher import TeacherSettings
 
@@ -60,15 +60,22 @@ def run(args: argparse.Namespace) -> int:
                               args.teacher_batch_tokens)
     output = OutputSettings(fmt=args.format, part=args.shard, resume=not args.no_resume,
                             show_progress=progress_flag(args))
-    if args.engine == "ray" and not args.corpus:
-        raise ValueError("--engine ray encodes the candidates of --corpus into the index; without --corpus the "
-                         f"index {args.index} is used as built and there is nothing to encode: leave out --engine")
-    check_mine_paths(args.pairs, args.out, args.index, args.corpus)  # before the model loads
+    _check(args)
     index, model = _index(args)
     report = mine_negatives(args.pairs, args.out, index=index, model=model, settings=settings, teacher=teacher,
                             output=output)
     print_mine_report(report)
     return 0
+
+
+def _check(args: argparse.Namespace) -> None:
+    """Everything that can be refused without a model, refused before one loads."""
+    from e5kit.data.mine import check_mine_paths
+
+    if args.engine == "ray" and not args.corpus:
+        raise ValueError("--engine ray encodes the candidates of --corpus into the index; without --corpus the "
+                         f"index {args.index} is used as built and there is nothing to encode: leave out --engine")
+    check_mine_paths(args.pairs, args.out, args.index, args.corpus)
 
 
 def _index(args: argparse.Namespace) -> tuple[object, object]:
