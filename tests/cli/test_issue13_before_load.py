@@ -73,52 +73,47 @@ def test_i13_29_mine_checks_pairs_output_and_index_before_the_model(tmp_path, ca
     assert not (tmp_path / "o").exists()
 
 
-def test_i13_29_31_train_checks_sources_and_init_first_and_leaves_no_empty_folder(tmp_path, monkeypatch):
-    from e5kit.train import trainer
-    from e5kit.train.config import Source, TrainConfig
-
-    def no_model(cfg):
-        raise AssertionError("the model was loaded before the inputs were checked")
-
-    monkeypatch.setattr(trainer, "initial_model", no_model)
-    pairs = tmp_path / "p.jsonl"
-    pairs.write_text(json.dumps({"query": "q", "passage": "p"}) + "\n")
-    from tests.conftest import make_tiny_bert
-
-    model = make_tiny_bert(tmp_path / "m")
-    base = dict(init=str(model), batch_size=4, steps=2, max_length=16, show_progress=False, device="cpu")
-    run = tmp_path / "run-a"
-    cfg = TrainConfig(output_dir=str(run), sources=[Source("s", [str(tmp_path / "nope.jsonl")], 1.0)], **base)
-    with pytest.raises(Exception, match="nope.jsonl"):
-        trainer.train(cfg)
-    assert not run.exists()
-    cfg = TrainConfig(**{**base, "init": str(tmp_path / "no-init")}, output_dir=str(run),
-                      sources=[Source("s", [str(pairs)], 1.0)])
-    with pytest.raises(Exception, match="no-init"):
-        trainer.train(cfg)
-    assert not run.exists()
-
-
-def test_i13_31_a_run_that_fails_while_starting_removes_only_the_empty_folder_it_made(tmp_path, monkeypatch):
+def _train_with_model_init(tmp_path: Path, monkeypatch, init_error: Exception):
+    """(trainer module, config factory): model init patched to raise `init_error`; the factory gives a config
+    over one valid pair file and a tiny model, with fields overridden by keyword."""
     from e5kit.train import trainer
     from e5kit.train.config import Source, TrainConfig
     from tests.conftest import make_tiny_bert
 
-    def broken(cfg):
-        raise RuntimeError("model init failed")
+    def fail(cfg):
+        raise init_error
 
-    monkeypatch.setattr(trainer, "initial_model", broken)
+    monkeypatch.setattr(trainer, "initial_model", fail)
     pairs = tmp_path / "p.jsonl"
     pairs.write_text(json.dumps({"query": "q", "passage": "p"}) + "\n")
     base = dict(init=str(make_tiny_bert(tmp_path / "m")), sources=[Source("s", [str(pairs)], 1.0)], batch_size=4,
                 steps=2, max_length=16, show_progress=False, device="cpu")
+    return trainer, lambda **changes: TrainConfig(**{**base, **changes})
+
+
+def test_i13_29_31_train_checks_sources_and_init_first_and_leaves_no_empty_folder(tmp_path, monkeypatch):
+    from e5kit.train.config import Source
+
+    trainer, config = _train_with_model_init(
+        tmp_path, monkeypatch, AssertionError("the model was loaded before the inputs were checked"))
+    run = tmp_path / "run-a"
+    with pytest.raises(Exception, match="nope.jsonl"):
+        trainer.train(config(output_dir=str(run), sources=[Source("s", [str(tmp_path / "nope.jsonl")], 1.0)]))
+    assert not run.exists()
+    with pytest.raises(Exception, match="no-init"):
+        trainer.train(config(output_dir=str(run), init=str(tmp_path / "no-init")))
+    assert not run.exists()
+
+
+def test_i13_31_a_run_that_fails_while_starting_removes_only_the_empty_folder_it_made(tmp_path, monkeypatch):
+    trainer, config = _train_with_model_init(tmp_path, monkeypatch, RuntimeError("model init failed"))
     with pytest.raises(RuntimeError, match="model init failed"):
-        trainer.train(TrainConfig(output_dir=str(tmp_path / "new-run"), **base))
+        trainer.train(config(output_dir=str(tmp_path / "new-run")))
     assert not (tmp_path / "new-run").exists()
     mine = tmp_path / "users-folder"
     mine.mkdir()
     with pytest.raises(RuntimeError, match="model init failed"):
-        trainer.train(TrainConfig(output_dir=str(mine), **base))
+        trainer.train(config(output_dir=str(mine)))
     assert mine.is_dir()  # it was there before: never removed
 
 
