@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from e5kit.serve.inputs import check_text, read_input
+from e5kit.model.tokenize import check_text
+from e5kit.serve.inputs import read_input
 
 
 def test_the_four_shapes():

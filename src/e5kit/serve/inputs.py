@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 from e5kit.model.tokenize import check_text
 
-__all__ = ["Inputs", "check_text", "read_input"]
-
 SHAPES = "a string, a list of strings, a list of token ids (ints) or a list of token-id lists"
 
 

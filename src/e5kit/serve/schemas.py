@@ -26,7 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from e5kit.serve.inputs import check_text, read_input
+from e5kit.model.tokenize import check_text
+from e5kit.serve.inputs import read_input
 
 InputType = Literal["query", "passage", "none"]
 # TEI's spec spells the directions "Left"/"Right", huggingface_hub sends "left"/"right": both are accepted
