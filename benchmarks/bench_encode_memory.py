@@ -46,7 +46,7 @@ def main() -> int:
 
     from e5kit import E5
     from e5kit.bench.checkpoints import make_random_bert
-    from e5kit.bench.measure import PeakRss, rss_bytes
+    from e5kit.bench.rss import PeakRss, rss_bytes
 
     work = Path(tempfile.mkdtemp(prefix="e5kit-mem-"))
     if args.model:

@@ -28,7 +28,8 @@ from e5kit.bench.checkpoints import (
     scifact_passages,
     synthetic_texts,
 )
-from e5kit.bench.measure import PeakRss, cpu_info, cpu_line, encoder_flops, matmul_peak, sync
+from e5kit.bench.measure import cpu_info, cpu_line, encoder_flops, matmul_peak, sync
+from e5kit.bench.rss import PeakRss
 
 MODES_CPU = ("fp32", "bf16", "int8", "ov-fp32", "ov-bf16", "ov-int8")
 ST_BACKENDS_CPU = ("onnx", "openvino", "openvino-int8")  # besides the torch reference, which always runs
@@ -47,18 +48,34 @@ class Runner:
     dtype: torch.dtype
     encode: Callable[[list[str]], np.ndarray]
     model: Any = None  # the E5 behind an e5kit runner
-    st: Any = None  # the SentenceTransformer behind a sentence-transformers runner
+    st: Any = None  # the SentenceTransformer (or RemoteSt) behind a sentence-transformers runner
+
+    def own_clock(self) -> dict[str, float] | None:
+        """The last call as measured by the process that ran it, when that is not this one (RemoteSt)."""
+        return getattr(self.st, "last", None) or None
+
+    def close(self) -> None:
+        if hasattr(self.st, "close"):
+            self.st.close()
 
 
 def st_runner(path: str | Path, device: torch.device, batch_size: int, max_len: int,
-              dtype: torch.dtype = torch.float32, backend: str = "torch", work_dir: Path | None = None) -> Runner:
-    """sentence-transformers `encode` with its defaults (batch 32, its own length sort) on `backend`.
+              dtype: torch.dtype = torch.float32, backend: str = "torch", work_dir: Path | None = None,
+              python: Path | None = None) -> Runner:
+    """sentence-transformers `encode` with its defaults (batch 32, its own length sort) on `backend`,
+    in this process or, with `python`, in a worker run by that Python (see st_backends.RemoteSt).
 
-    Raises StBackendMissing (with the reason) when that backend's packages do not load here.
+    Raises StBackendMissing (with the reason) when that backend's packages do not load there.
     """
-    from e5kit.bench.st_backends import st_model
+    from e5kit.bench.st_backends import RemoteSt, st_model
 
-    st = st_model(path, backend, str(device), max_len, work_dir)
+    if python is not None:
+        if dtype != torch.float32:
+            raise ValueError("a sentence-transformers worker runs float32 only")
+        st = RemoteSt(python, path, backend, max_len, threads=torch.get_num_threads(), work_dir=work_dir,
+                      device=str(device))
+    else:
+        st = st_model(path, backend, str(device), max_len, work_dir)
     if dtype != torch.float32:
         st = st.to(dtype)
     name = "sentence-transformers" + ("" if dtype == torch.float32 else f" {str(dtype).split('.')[-1]}")
@@ -114,6 +131,7 @@ class Row:
     max_abs_diff: float = 0.0
     min_cosine: float = 1.0
     cpu_seconds: float = 0.0  # process CPU time of the best run: robust to other processes' load
+    encode_rss_mb: float = 0.0  # peak RSS during encode minus RSS before it: what encoding itself needs
     ratio_to_st_cpu: float = 0.0
     all_seconds: list[float] = field(default_factory=list)
 
@@ -123,6 +141,7 @@ class _Timings:
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     rss: int = 0
+    rss_delta: int = 0
     vectors: np.ndarray | None = None
 
 
@@ -136,9 +155,14 @@ def _time_once(r: Runner, texts: list[str], device: torch.device, t: _Timings) -
         t.vectors = r.encode(texts)
         sync(device)
         took = time.perf_counter() - start
+    cpu, peak, start_rss = time.process_time() - cpu_start, mem.peak, mem.start
+    own = r.own_clock()  # a worker process: its own figures, not this (waiting) process's
+    if own:
+        took, cpu, peak, start_rss = own["wall"], own["cpu"], own["peak_rss"], own["start_rss"]
     t.wall.append(took)
-    t.cpu.append(time.process_time() - cpu_start)
-    t.rss = max(t.rss, mem.peak)
+    t.cpu.append(cpu)
+    t.rss = max(t.rss, peak)
+    t.rss_delta = max(t.rss_delta, peak - start_rss)
     return took
 
 
@@ -167,7 +191,7 @@ def run_speed(runners: Sequence[Runner], texts: list[str], *, lengths: Sequence[
                         flops_per_s=flops / best, peak_fraction=flops / best / peak if peak == peak else float("nan"),
                         max_abs_diff=float(np.abs(t.vectors - ref).max()),
                         min_cosine=float((t.vectors * ref).sum(axis=1).min()),
-                        cpu_seconds=min(t.cpu), all_seconds=t.wall))
+                        cpu_seconds=min(t.cpu), encode_rss_mb=t.rss_delta / 2**20, all_seconds=t.wall))
     for row in rows:
         row.ratio_to_st = rows[0].seconds / row.seconds
         row.ratio_to_st_cpu = rows[0].cpu_seconds / row.cpu_seconds if row.cpu_seconds else float("nan")
@@ -185,6 +209,7 @@ class EncodeBenchSettings:
     reps: int = 2
     modes: Sequence[str] | None = None
     st_backends: Sequence[str] | None = None  # besides ST torch; None: onnx, openvino, openvino-int8 on CPU
+    st_python: str | Path | None = None  # runs those backends (see st_backends.resolve_st_python)
     device: str | None = None
     model: Path | None = None  # checkpoint for the minilm size (default: the gt package)
     st_batch: int = 32
@@ -210,6 +235,9 @@ class EncodeBenchSettings:
             raise ValueError(f"data folder {self.data_dir}: no scifact/corpus.jsonl.gz there")
         if self.quality and self.data_dir is None:
             raise ValueError("quality needs the data folder (SciFact and STS Benchmark): pass --data")
+        from e5kit.bench.st_backends import resolve_st_python
+
+        resolve_st_python(self.st_python)  # a bad path fails here, before any model loads
         return self
 
 
@@ -226,14 +254,15 @@ def _make_runners(path: Path, s: EncodeBenchSettings, dev: torch.device, max_len
                   tmp: Path) -> tuple[list[Runner], list[dict[str, str]]]:
     """ST torch first (the reference), then the other ST backends and e5kit modes; those that cannot run
     here are returned as {"name", "reason"} instead of failing the whole run."""
-    from e5kit.bench.st_backends import StBackendMissing
+    from e5kit.bench.st_backends import StBackendMissing, resolve_st_python
 
     runners = [st_runner(path, dev, s.st_batch, max_len)]
     skipped: list[dict[str, str]] = []
     backends = s.st_backends if s.st_backends is not None else (ST_BACKENDS_CPU if dev.type == "cpu" else ())
+    python = resolve_st_python(s.st_python)
     for backend in backends:
         try:
-            runners.append(st_runner(path, dev, s.st_batch, max_len, backend=backend, work_dir=tmp))
+            runners.append(st_runner(path, dev, s.st_batch, max_len, backend=backend, work_dir=tmp, python=python))
         except StBackendMissing as exc:
             skipped.append({"name": f"sentence-transformers {backend}", "reason": str(exc)})
     for mode in s.modes or (MODES_GPU if dev.type == "cuda" else MODES_CPU):
@@ -248,15 +277,26 @@ def _make_runners(path: Path, s: EncodeBenchSettings, dev: torch.device, max_len
 
 def _bench_size(size: str, s: EncodeBenchSettings, dev: torch.device, peaks: dict[str, float], tmp: Path,
                 log: Callable[[str], None]) -> dict[str, Any]:
+    path, max_len = _size_checkpoint(size, s, tmp)
+    n = s.n_texts or DEFAULT_TEXTS[size]
+    raw = scifact_passages(s.data_dir, n) if s.data_dir else synthetic_texts(n)
+    runners, skipped = _make_runners(path, s, dev, max_len, tmp)
+    try:  # sentence-transformers workers stop whatever happens
+        return _measure_size(size, s, dev, peaks, (path, max_len), raw, (runners, skipped), log)
+    finally:
+        for r in runners:
+            r.close()
+
+
+def _measure_size(size: str, s: EncodeBenchSettings, dev: torch.device, peaks: dict[str, float],
+                  checkpoint: tuple[Path, int], raw: list[str], made: tuple[list[Runner], list[dict[str, str]]],
+                  log: Callable[[str], None]) -> dict[str, Any]:
     from transformers import AutoConfig
 
     from e5kit.bench.quality import quality_table
     from e5kit.bench.report import markdown_table, quality_markdown
 
-    path, max_len = _size_checkpoint(size, s, tmp)
-    n = s.n_texts or DEFAULT_TEXTS[size]
-    raw = scifact_passages(s.data_dir, n) if s.data_dir else synthetic_texts(n)
-    runners, skipped = _make_runners(path, s, dev, max_len, tmp)
+    (path, max_len), (runners, skipped) = checkpoint, made
     for skip in skipped:
         log(f"  skipped {skip['name']}: {skip['reason']}")
     policy = next((r.model.policy for r in runners if r.model is not None), None)
@@ -268,6 +308,10 @@ def _bench_size(size: str, s: EncodeBenchSettings, dev: torch.device, peaks: dic
     entry: dict[str, Any] = {"model": str(path), "max_length": max_len, "texts": len(texts),
                              "real_tokens": int(sum(lengths)), "rows": [asdict(r) for r in rows],
                              "skipped": skipped, "table": markdown_table(rows, skipped)}
+    remote = next((r.st for r in runners if getattr(r.st, "versions", None)), None)
+    if remote is not None:  # sentence-transformers rows that ran in their own environment
+        entry["st_env"] = {"python": remote.python, **remote.versions}
+        log("  sentence-transformers backends ran in " + ", ".join(f"{k} {v}" for k, v in entry["st_env"].items()))
     log(entry["table"])
     if s.quality and size == "minilm":
         q = quality_table(_quality_loader(runners, path, dev, policy), [r.name for r in runners], Path(s.data_dir),

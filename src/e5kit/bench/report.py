@@ -12,17 +12,18 @@ from e5kit.io.atomic import atomic_write_json, atomic_write_text
 
 def markdown_table(rows: Sequence[Any], skipped: Sequence[dict[str, str]] = ()) -> str:
     """One line per runner; runners that could not run here get a line with the reason."""
-    head = ("| runner | texts/s | real tokens/s | × ST | × ST (CPU time) | peak RSS MB | GFLOP/s "
-            "| % of matmul peak (dtype) | max abs diff | min cos |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    head = ("| runner | texts/s | real tokens/s | × ST | × ST (CPU time) | peak RSS MB | encode RSS MB | GFLOP/s "
+            "| % of matmul peak (dtype) | max abs diff | min cos |\n|---|" + "---:|" * 10)
     lines = [head]
     for r in rows:
         frac = "n/a" if r.peak_fraction != r.peak_fraction else f"{100 * r.peak_fraction:.0f}% ({r.dtype})"
         lines.append(f"| {r.name} | {r.texts_per_s:.1f} | {r.tokens_per_s:,.0f} | {r.ratio_to_st:.2f} | "
-                     f"{r.ratio_to_st_cpu:.2f} | {r.peak_rss_mb:,.0f} | {r.flops_per_s / 1e9:,.1f} | {frac} | "
+                     f"{r.ratio_to_st_cpu:.2f} | {r.peak_rss_mb:,.0f} | {r.encode_rss_mb:,.0f} | "
+                     f"{r.flops_per_s / 1e9:,.1f} | {frac} | "
                      f"{r.max_abs_diff:.1e} | {r.min_cosine:.5f} |")
     for skip in skipped:
         reason = skip["reason"].replace("|", "/").replace("\n", " ")
-        lines.append(f"| {skip['name']} | skipped: {reason} |" + " |" * 8)
+        lines.append(f"| {skip['name']} | skipped: {reason} |" + " |" * 9)
     return "\n".join(lines)
 
 
@@ -44,6 +45,10 @@ def result_markdown(result: dict[str, Any]) -> str:
         md.append(f"\nCPU: {cpu_line(result['cpu'])}")
     for size, entry in result["sizes"].items():
         md += [f"\n## {size}: {entry['texts']} texts, max length {entry['max_length']}\n", entry["table"]]
+        if "st_env" in entry:
+            md.append("\nsentence-transformers backends ran in their own process and environment (peak RSS is that "
+                      "process's alone; e5kit rows share one process with every model loaded): "
+                      + ", ".join(f"{k} {v}" for k, v in entry["st_env"].items()))
         if "quality_table" in entry:
             md += ["", entry["quality_table"]]
     return "\n".join(md) + "\n"

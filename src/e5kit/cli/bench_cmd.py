@@ -27,6 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="sentence-transformers backends besides torch, comma list of onnx, openvino, openvino-int8 "
                         "(default on CPU: all three; 'none' for torch only); those that cannot load are skipped "
                         "with the reason")
+    p.add_argument("--st-python", default=None,
+                   help="Python that runs those backends, in a worker process (default: $E5KIT_ST_PYTHON, else "
+                        ".venv-st/bin/python when `make st-env` built it, else this process; 'here' forces this "
+                        "process). Their optimum pins an older transformers, hence the separate environment")
     p.add_argument("--device", default=None)
     p.add_argument("--batch-size", type=int, default=32,
                    help="sentence-transformers batch size; e5kit gets batch-size x max length tokens")
@@ -46,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     settings = EncodeBenchSettings(
         sizes=DEFAULT_SIZES if args.size == "both" else (args.size,), data_dir=Path(args.data) if args.data else None,
         n_texts=args.texts, reps=args.reps, modes=args.modes.split(",") if args.modes else None, device=args.device,
-        st_backends=_comma_list(args.st_backends),
+        st_backends=_comma_list(args.st_backends), st_python=args.st_python,
         model=Path(args.model) if args.model else None, st_batch=args.batch_size, quality=args.quality,
         quality_docs=args.quality_docs).check()
     result = run_encode_bench(settings)
