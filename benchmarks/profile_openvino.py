@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=None)
-    ap.add_argument("--mode", default="bf16", choices=["fp32", "bf16", "int8"])
+    ap.add_argument("--mode", default="bf16", choices=["fp32", "bf16", "int8", "int8w"])
     ap.add_argument("--texts", type=int, default=32)
     ap.add_argument("--model", default=None, help="default all-MiniLM-L6-v2 (gt package)")
     ap.add_argument("--max-length", type=int, default=256)

@@ -207,3 +207,28 @@ def test_st_quality_adapter_encodes_like_e5(tiny_e5, tmp_path):
     blocks = list(st.iter_encode(iter(["water", "fire", "sand"]), prefix="passage: ", chunk=2))
     assert [len(b) for b in blocks] == [2, 1]
     np.testing.assert_allclose(np.concatenate(blocks), e5.encode_passages(["water", "fire", "sand"]), atol=1e-5)
+
+
+def test_default_modes_leave_emulated_bf16_out_with_the_reason(monkeypatch):
+    from e5kit.encode import precision as P
+
+    monkeypatch.setattr(P, "cpu_has_fast_bf16", lambda: False)
+    modes, skipped = B.default_modes(torch.device("cpu"))
+    assert "bf16" not in modes and "ov-bf16" not in modes and {"fp32", "ov-int8"} <= set(modes)
+    assert [s["name"] for s in skipped] == ["e5kit bf16", "e5kit ov-bf16"]
+    assert "no bf16 instructions" in skipped[0]["reason"] and "--modes" in skipped[0]["reason"]
+    monkeypatch.setattr(P, "cpu_has_fast_bf16", lambda: True)
+    assert B.default_modes(torch.device("cpu")) == (list(B.MODES_CPU), [])
+    assert B.default_modes(torch.device("cuda"))[0] == list(B.MODES_GPU)
+
+
+def test_every_default_cpu_mode_makes_a_runner(tiny_bert):
+    """What `e5kit bench` runs by default: each mode loads and its row knows its dtype (int8 kinds: no peak)."""
+    from e5kit.encode.openvino import openvino_missing
+
+    if openvino_missing():
+        pytest.skip(openvino_missing())
+    for mode in B.MODES_CPU:
+        r = B.e5kit_runner(tiny_bert, mode, torch.device("cpu"), 256, 64)
+        assert r.encode(["passage: water"]).shape[0] == 1
+        assert (r.dtype == torch.int8) is ("int8" in mode), mode

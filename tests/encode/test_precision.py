@@ -24,7 +24,7 @@ def test_none_is_exact_fp32():
 
 @pytest.mark.parametrize("bad", ["FP32", "float16", "", "int4", 16, None.__class__])
 def test_unknown_precision_names_the_allowed_set(bad):
-    with pytest.raises(ValueError, match="fp32, bf16, fp16, int8, ov-fp32, ov-bf16, ov-int8, auto"):
+    with pytest.raises(ValueError, match="fp32, bf16, fp16, int8, ov-fp32, ov-bf16, ov-int8, ov-int8w, auto"):
         P.resolve_precision(bad, CPU)
 
 
@@ -102,7 +102,7 @@ def _needs_openvino():
 
 
 @pytest.mark.parametrize(("mode", "max_diff", "min_cos"), [("ov-fp32", 1e-5, 0.99999), ("ov-bf16", None, 0.995),
-                                                           ("ov-int8", None, 0.95)])
+                                                           ("ov-int8", None, 0.95), ("ov-int8w", None, 0.999)])
 def test_openvino_modes_stay_close_to_fp32(tiny_e5, fp32_vectors, mode, max_diff, min_cos):
     _needs_openvino()
     texts, ref = fp32_vectors
@@ -112,7 +112,9 @@ def test_openvino_modes_stay_close_to_fp32(tiny_e5, fp32_vectors, mode, max_diff
     assert got.dtype == np.float32 and got.shape == ref.shape
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     assert (got * ref).sum(axis=1).min() >= min_cos
-    if max_diff is not None:
+    if mode == "ov-bf16" and not P.cpu_has_fast_bf16():
+        assert np.abs(got - ref).max() <= 1e-5  # OpenVINO ignores the bf16 hint on a CPU without bf16: f32
+    elif max_diff is not None:
         assert np.abs(got - ref).max() <= max_diff  # exact: the same fp32 arithmetic, other kernels
     else:
         assert np.abs(got - ref).max() > 1e-6  # really a lower precision
@@ -128,6 +130,25 @@ def test_openvino_int8_really_quantizes_and_saves_fp32(tiny_e5, tmp_path):
     assert saved.precision == "fp32"
     text = ["passage: water is wet"]
     np.testing.assert_allclose(saved.encode(text), E5(tiny_e5, device="cpu").encode(text), atol=1e-6)
+
+
+def test_openvino_weight_only_int8_stores_int8_weights_and_keeps_the_listed_ones_float(tiny_e5):
+    """Every layer's attention and FFN-in matrices in int8; embeddings and FFN outputs stay float."""
+    import openvino as ov
+
+    _needs_openvino()
+    from e5kit.encode.openvino import compress_int8_weights, export_openvino
+
+    m = E5(tiny_e5, device="cpu")
+    layers = m.engine.encoder.model.config.num_hidden_layers
+    graph = compress_int8_weights(export_openvino(m.engine.encoder.model, "mean", m.engine.tokenizer.pad_id))
+    int8 = [op.get_friendly_name() for op in graph.get_ops() if op.get_type_name() == "Constant"
+            and op.get_output_element_type(0) in (ov.Type.i8, ov.Type.u8)
+            and not op.get_friendly_name().endswith("zero_point")]
+    assert len(int8) == 5 * layers and all(name.endswith(".weight") for name in int8)  # q, k, v, attn out, FFN in
+    assert not any("embeddings" in name or ".output.dense" in name and "attention" not in name for name in int8)
+    ov_m = E5(tiny_e5, device="cpu", precision="ov-int8w")
+    assert ov_m.engine.encoder.quantized_ops >= 5 * layers and ov_m.engine.encoder.weight_bytes == 2
 
 
 def test_calibration_texts_are_not_evaluation_data():
@@ -166,3 +187,11 @@ def test_openvino_encoder_bad_inputs(tiny_e5):
         pad_batch([], 0)
     ids, mask = pad_batch([[5, 6, 7], [8]], 0)
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+@pytest.mark.parametrize("fast_bf16", [False, True])
+def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch, caplog, fast_bf16):
+    monkeypatch.setattr(P, "cpu_has_fast_bf16", lambda: fast_bf16)
+    with caplog.at_level("WARNING", logger="e5kit"):
+        assert P.resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    assert ("emulates bf16" in caplog.text) is (not fast_bf16)

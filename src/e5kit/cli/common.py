@@ -14,7 +14,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", "-m", default=None,
                    help="local folder or hub id (default: intfloat/e5-base-unsupervised; env E5KIT_MODEL)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when present)")
-    g.add_argument("--precision", default=None, help="fp32 (default, exact), bf16, fp16 (GPU), int8, auto")
+    g.add_argument("--precision", default=None,
+                   help="fp32 (default, exact), bf16, fp16 (GPU), int8, ov-fp32 / ov-bf16 / ov-int8 / ov-int8w "
+                        "(OpenVINO, CPU), auto; docs/precision.md")
     g.add_argument("--batch-tokens", type=int, default=None, metavar="N",
                    help="token budget per batch (padded tokens)")
     g.add_argument("--max-length", type=int, default=None, metavar="T",

@@ -3,7 +3,9 @@
 Modes (see encode/precision.py): ``ov-fp32`` (OpenVINO's f32 kernels), ``ov-bf16`` (its bf16
 inference hint, for CPUs with AVX512-BF16 or AMX) and ``ov-int8`` (post-training static int8 by
 NNCF: activations and weights int8, calibrated on texts that are NOT evaluation data: paragraphs of
-Python's own standard-library docstrings, see `calibration_texts`). The graph takes right-padded
+Python's own standard-library docstrings, see `calibration_texts`) and ``ov-int8w`` (weight-only int8:
+matrices stored in int8, activations in f32, no calibration; inside the quality budget where static
+int8 is not, and a quarter of the memory for most weights). The graph takes right-padded
 (B, T) ids and mask, and pools inside the graph; the L2 norm runs in fp32 outside it.
 Why a second backend: OpenVINO's int8 GEMMs use the CPU's VNNI / AMX-int8 units, which torch's eager
 dynamic quantization does not reach with the same accuracy (docs/precision.md has the measurements).
@@ -22,7 +24,11 @@ from e5kit.model.pooling import POOLERS, l2_normalize
 
 log = logging.getLogger("e5kit")
 
-OV_PRECISIONS = ("fp32", "bf16", "int8")
+OV_PRECISIONS = ("fp32", "bf16", "int8", "int8w")
+# Left in float by the weight-only mode: the embedding tables and the FFN output projections, whose int8
+# rounding cost most (min cosine to fp32 on held-out non-evaluation texts, all-MiniLM-L6-v2: all weights
+# 0.99906, without embeddings 0.99928, without both 0.99961; docs/precision.md).
+WEIGHT_ONLY_FLOAT = (r".*embeddings.*", r".*layer\.\d+\.output\.dense.*")
 CALIBRATION_TEXTS = 300  # as many as sentence-transformers' static-quantization default (num_samples=300)
 CALIBRATION_MODULES = ("argparse", "collections", "json", "pathlib", "subprocess", "threading", "logging",
                        "datetime", "decimal", "fractions", "statistics", "random", "string", "textwrap",
@@ -139,6 +145,20 @@ def quantize_int8(ov_model, calibration: Sequence[tuple[np.ndarray, np.ndarray]]
                              subset_size=len(items))
 
 
+def compress_int8_weights(ov_model):
+    """Weight-only int8 (NNCF, per-channel asymmetric): matmul weights stored as int8 and expanded in the
+    kernels; activations stay float, so no calibration is needed (WEIGHT_ONLY_FLOAT stays float)."""
+    import contextlib
+    import io
+
+    import nncf
+
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    keep = nncf.IgnoredScope(patterns=list(WEIGHT_ONLY_FLOAT), validate=False)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM, ignored_scope=keep)
+
+
 class OpenVinoEncoder:
     """Runs batches of token ids through an OpenVINO-compiled encoder (CPU); same `embed` as TransformerEncoder.
 
@@ -164,14 +184,19 @@ class OpenVinoEncoder:
         self.model = None  # the HF module is not kept: E5.save re-reads fp32 weights for non-fp32 modes
         self.config = model.config  # for E5.info's memory estimate
         self.parameter_count = sum(p.numel() for p in model.parameters())
-        self.weight_bytes = {"int8": 1, "bf16": 2}.get(precision, 4)  # as OpenVINO holds the big matrices
+        # as OpenVINO holds the big matrices (int8w: 2/3 of each layer's weights in int8, the rest in f32)
+        self.weight_bytes = {"int8": 1, "int8w": 2, "bf16": 2}.get(precision, 4)
         ov_model = export_openvino(model, pooling, pad_id)
         if precision == "int8":
             if not calibration:
                 raise ValueError("ov-int8 needs calibration token ids (E5 passes calibration_texts())")
             ov_model = quantize_int8(ov_model, [pad_batch([seq], pad_id) for seq in calibration])
-        # how many int8 quantize points the graph has (0 unless int8): a check that int8 really runs
-        self.quantized_ops = sum(op.get_type_name() == "FakeQuantize" for op in ov_model.get_ops())
+        elif precision == "int8w":
+            ov_model = compress_int8_weights(ov_model)
+        # int8 quantize points (static int8) or int8 weight constants (weight-only): a check that int8 really runs
+        self.quantized_ops = sum(op.get_type_name() == "FakeQuantize" or (op.get_type_name() == "Constant" and
+                                 op.get_output_element_type(0).get_type_name() in ("i8", "u8"))
+                                 for op in ov_model.get_ops())
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)

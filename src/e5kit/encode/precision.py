@@ -8,8 +8,10 @@
   measured outside the quality budget (min cosine to fp32 ~0.97 on all-MiniLM-L6-v2), so ``auto``
   never picks it; use it only where ranking quality matters less than speed.
 - ``ov-fp32``, ``ov-bf16``, ``ov-int8``: CPU, the encoder compiled by OpenVINO (encode/openvino.py):
-  f32 kernels (exact to ~2e-7), its bf16 inference hint, or NNCF static int8 calibrated on
-  non-evaluation text. Needs the ``openvino`` and ``nncf`` packages (extra ``e5kit[openvino]``).
+  f32 kernels (exact to ~2e-7), its bf16 inference hint, NNCF static int8 calibrated on
+  non-evaluation text (outside the budget), or ``ov-int8w``: NNCF weight-only int8 (activations f32;
+  embeddings and FFN output projections stay float), inside the budget with int8 weights.
+  Needs the ``openvino`` and ``nncf`` packages (extra ``e5kit[openvino]``).
 - ``auto``: the fastest mode measured inside the quality budget (docs/precision.md) on the
   hardware found: fp16 on CUDA, bf16 on CPUs with bf16 matrix units, else fp32 (ov-bf16 is faster
   on short full-length batches but slower on long mixed-length ones, so it is not auto's pick).
@@ -17,11 +19,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
 
-OV_MODES = ("ov-fp32", "ov-bf16", "ov-int8")
+log = logging.getLogger("e5kit")
+
+OV_MODES = ("ov-fp32", "ov-bf16", "ov-int8", "ov-int8w")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8", *OV_MODES, "auto")
 # The dtype the torch model is loaded in (OpenVINO modes convert from fp32 weights).
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32,
@@ -78,6 +83,10 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
     if name == "int8" and device.type != "cpu":
         raise ValueError(f"precision 'int8' runs on CPU only (dynamic quantization); on {device.type} use 'fp16' "
                          "or 'bf16'")
+    if name in ("bf16", "ov-bf16") and device.type == "cpu" and not cpu_has_fast_bf16():
+        log.warning("precision %r on a CPU without bf16 instructions (AVX512-BF16 or AMX): %s", name,
+                    "torch emulates bf16 matmuls here, far slower than fp32" if name == "bf16"
+                    else "OpenVINO runs it in f32 here; 'auto' picks fp32 on this CPU")
     if name in OV_MODES:
         from e5kit.encode.openvino import openvino_missing
 
