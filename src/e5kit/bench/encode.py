@@ -9,6 +9,7 @@ same texts, with the model's passage prompt applied by its prompt policy.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import tempfile
@@ -32,9 +33,6 @@ from e5kit.bench.measure import cpu_info, cpu_line, encoder_flops, matmul_peak, 
 from e5kit.bench.rss import PeakRss
 
 MODES_CPU = ("fp32", "bf16", "int8", "ov-fp32", "ov-bf16", "ov-int8", "ov-int8w")
-# Without bf16 instructions torch emulates bf16 matmuls (1 GFLOP/s vs 107 for fp32 on an AVX2-only EPYC)
-# and OpenVINO ignores its bf16 hint: by default those rows are skipped there, with the reason.
-BF16_MODES = ("bf16", "ov-bf16")
 ST_BACKENDS_CPU = ("onnx", "openvino", "openvino-int8")  # besides the torch reference, which always runs
 MODES_GPU = ("fp32", "fp16", "bf16", "fp16-jagged", "fp16-hf")
 SIZES = ("minilm", "base", "xlmr-base")
@@ -221,7 +219,7 @@ class EncodeBenchSettings:
     work_dir: Path | None = None
 
     def check(self) -> EncodeBenchSettings:
-        from e5kit.bench.st_backends import ST_BACKENDS
+        from e5kit.bench.st_worker import ST_BACKENDS
 
         bad = [s for s in self.sizes if s not in SIZES]
         if bad or not self.sizes:
@@ -254,8 +252,12 @@ def _size_checkpoint(size: str, s: EncodeBenchSettings, tmp: Path) -> tuple[Path
 
 
 def default_modes(dev: torch.device) -> tuple[list[str], list[dict[str, str]]]:
-    """The e5kit modes a bench runs when none are named, and those left out on this CPU with the reason."""
-    from e5kit.encode.precision import cpu_has_fast_bf16
+    """The e5kit modes a bench runs when none are named, and those left out on this CPU with the reason.
+
+    Without bf16 instructions torch emulates bf16 matmuls (1 GFLOP/s vs 101-154 fp32 on an AVX2-only EPYC)
+    and OpenVINO ignores its bf16 hint: by default those rows are skipped there.
+    """
+    from e5kit.encode.precision import BF16_MODES, cpu_has_fast_bf16
 
     if dev.type == "cuda":
         return list(MODES_GPU), []
@@ -296,48 +298,40 @@ def _make_runners(path: Path, s: EncodeBenchSettings, dev: torch.device, max_len
 
 def _bench_size(size: str, s: EncodeBenchSettings, dev: torch.device, peaks: dict[str, float], tmp: Path,
                 log: Callable[[str], None]) -> dict[str, Any]:
-    path, max_len = _size_checkpoint(size, s, tmp)
-    n = s.n_texts or DEFAULT_TEXTS[size]
-    raw = scifact_passages(s.data_dir, n) if s.data_dir else synthetic_texts(n)
-    runners, skipped = _make_runners(path, s, dev, max_len, tmp)
-    try:  # sentence-transformers workers stop whatever happens
-        return _measure_size(size, s, dev, peaks, (path, max_len), raw, (runners, skipped), log)
-    finally:
-        for r in runners:
-            r.close()
-
-
-def _measure_size(size: str, s: EncodeBenchSettings, dev: torch.device, peaks: dict[str, float],
-                  checkpoint: tuple[Path, int], raw: list[str], made: tuple[list[Runner], list[dict[str, str]]],
-                  log: Callable[[str], None]) -> dict[str, Any]:
     from transformers import AutoConfig
 
     from e5kit.bench.quality import quality_table
     from e5kit.bench.report import markdown_table, quality_markdown
 
-    (path, max_len), (runners, skipped) = checkpoint, made
-    for skip in skipped:
-        log(f"  skipped {skip['name']}: {skip['reason']}")
-    policy = next((r.model.policy for r in runners if r.model is not None), None)
-    texts = [policy.add(t, policy.prefix_for("passage")) for t in raw] if policy else raw  # same texts for all
-    log(f"\n== {size}: {path.name}, max length {max_len}, {len(texts)} texts, reps {s.reps}")
-    lengths = _lengths(path, texts, max_len)
-    rows = run_speed(runners, texts, lengths=lengths, config=AutoConfig.from_pretrained(path), device=dev,
-                     reps=s.reps, peaks=peaks, log=log)
-    entry: dict[str, Any] = {"model": str(path), "max_length": max_len, "texts": len(texts),
-                             "real_tokens": int(sum(lengths)), "rows": [asdict(r) for r in rows],
-                             "skipped": skipped, "table": markdown_table(rows, skipped)}
-    remote = next((r.st for r in runners if getattr(r.st, "versions", None)), None)
-    if remote is not None:  # sentence-transformers rows that ran in their own environment
-        entry["st_env"] = {"python": remote.python, **remote.versions}
-        log("  sentence-transformers backends ran in " + ", ".join(f"{k} {v}" for k, v in entry["st_env"].items()))
-    log(entry["table"])
-    if s.quality and size == "minilm":
-        q = quality_table(_quality_loader(runners, path, dev, policy), [r.name for r in runners], Path(s.data_dir),
-                          max_docs=s.quality_docs, log=log)
-        entry.update(quality_docs=s.quality_docs or "all", quality=q, quality_table=quality_markdown(q))
-        log(entry["quality_table"])
-    return entry
+    path, max_len = _size_checkpoint(size, s, tmp)
+    n = s.n_texts or DEFAULT_TEXTS[size]
+    raw = scifact_passages(s.data_dir, n) if s.data_dir else synthetic_texts(n)
+    runners, skipped = _make_runners(path, s, dev, max_len, tmp)
+    with contextlib.ExitStack() as stack:  # sentence-transformers workers stop whatever happens
+        for r in runners:
+            stack.callback(r.close)
+        for skip in skipped:
+            log(f"  skipped {skip['name']}: {skip['reason']}")
+        policy = next((r.model.policy for r in runners if r.model is not None), None)
+        texts = [policy.add(t, policy.prefix_for("passage")) for t in raw] if policy else raw  # same texts for all
+        log(f"\n== {size}: {path.name}, max length {max_len}, {len(texts)} texts, reps {s.reps}")
+        lengths = _lengths(path, texts, max_len)
+        rows = run_speed(runners, texts, lengths=lengths, config=AutoConfig.from_pretrained(path), device=dev,
+                         reps=s.reps, peaks=peaks, log=log)
+        entry: dict[str, Any] = {"model": str(path), "max_length": max_len, "texts": len(texts),
+                                 "real_tokens": int(sum(lengths)), "rows": [asdict(r) for r in rows],
+                                 "skipped": skipped, "table": markdown_table(rows, skipped)}
+        remote = next((r.st for r in runners if getattr(r.st, "versions", None)), None)
+        if remote is not None:  # sentence-transformers rows that ran in their own environment
+            entry["st_env"] = {"python": remote.python, **remote.versions}
+            log("  sentence-transformers backends ran in " + ", ".join(f"{k} {v}" for k, v in entry["st_env"].items()))
+        log(entry["table"])
+        if s.quality and size == "minilm":
+            q = quality_table(_quality_loader(runners, path, dev, policy), [r.name for r in runners], Path(s.data_dir),
+                              max_docs=s.quality_docs, log=log)
+            entry.update(quality_docs=s.quality_docs or "all", quality=q, quality_table=quality_markdown(q))
+            log(entry["quality_table"])
+        return entry
 
 
 def _quality_loader(runners: Sequence[Runner], path: Path, dev: torch.device, policy: Any) -> Callable[[str], Any]:

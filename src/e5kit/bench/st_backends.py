@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from e5kit.bench import st_worker
-from e5kit.bench.st_worker import ST_BACKENDS, ST_CALIBRATION_LENGTH  # noqa: F401  (the bench's names)
 
 StBackendMissing = st_worker.BackendMissing
 ST_ENV = Path(".venv-st")  # what `make st-env` builds, relative to the project root
@@ -70,8 +69,7 @@ class RemoteSt:
 
     def __init__(self, python: str | Path, path: str | Path, backend: str, max_len: int, *,
                  threads: int | None = None, work_dir: Path | None = None, device: str = "cpu") -> None:
-        if backend not in ST_BACKENDS:
-            raise ValueError(f"sentence-transformers backend {backend!r} is not one of {', '.join(ST_BACKENDS)}")
+        st_worker.check_backend(backend)  # before a process starts
         self.python, self.backend = str(python), backend
         self._dir = Path(tempfile.mkdtemp(prefix="e5kit-st-", dir=work_dir))
         self._stderr = open(self._dir / "stderr.log", "w+b")  # noqa: SIM115  (read back on failure)

@@ -43,6 +43,12 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[-1][:200] if text else ''}"
 
 
+def check_backend(backend: str) -> None:
+    """ValueError unless `backend` is one of ST_BACKENDS."""
+    if backend not in ST_BACKENDS:
+        raise ValueError(f"sentence-transformers backend {backend!r} is not one of {', '.join(ST_BACKENDS)}")
+
+
 def versions() -> dict[str, str]:
     """Installed versions of the packages that decide what sentence-transformers runs (absent: missing)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -65,8 +71,7 @@ def load_st(path: str | Path, backend: str, device: str, max_len: int, work_dir:
     calibrated on `calibration` instead of that function's default GLUE SST-2 set, which would come
     from the hub. BackendMissing (with the reason) when the backend's packages do not load.
     """
-    if backend not in ST_BACKENDS:
-        raise ValueError(f"sentence-transformers backend {backend!r} is not one of {', '.join(ST_BACKENDS)}")
+    check_backend(backend)
     if backend == "openvino-int8" and not calibration:
         raise ValueError("openvino-int8 needs calibration texts")
     try:

@@ -5,7 +5,7 @@ inference hint, for CPUs with AVX512-BF16 or AMX) and ``ov-int8`` (post-training
 NNCF: activations and weights int8, calibrated on texts that are NOT evaluation data: paragraphs of
 Python's own standard-library docstrings, see `calibration_texts`) and ``ov-int8w`` (weight-only int8:
 matrices stored in int8, activations in f32, no calibration; inside the quality budget where static
-int8 is not, and a quarter of the memory for most weights). The graph takes right-padded
+int8 is not; the quantized matrices take a quarter of their f32 memory). The graph takes right-padded
 (B, T) ids and mask, and pools inside the graph; the L2 norm runs in fp32 outside it.
 Why a second backend: OpenVINO's int8 GEMMs use the CPU's VNNI / AMX-int8 units, which torch's eager
 dynamic quantization does not reach with the same accuracy (docs/precision.md has the measurements).

@@ -28,6 +28,8 @@ log = logging.getLogger("e5kit")
 
 OV_MODES = ("ov-fp32", "ov-bf16", "ov-int8", "ov-int8w")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8", *OV_MODES, "auto")
+# Modes that need bf16 instructions on a CPU: elsewhere torch emulates bf16 matmuls and OpenVINO ignores its hint.
+BF16_MODES = ("bf16", "ov-bf16")
 # The dtype the torch model is loaded in (OpenVINO modes convert from fp32 weights).
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32,
           **dict.fromkeys(OV_MODES, torch.float32)}
@@ -84,7 +86,7 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
     if name == "int8" and device.type != "cpu":
         raise ValueError(f"precision 'int8' runs on CPU only (dynamic quantization); on {device.type} use 'fp16' "
                          "or 'bf16'")
-    if name in ("bf16", "ov-bf16") and device.type == "cpu" and not cpu_has_fast_bf16():
+    if name in BF16_MODES and device.type == "cpu" and not cpu_has_fast_bf16():
         log.warning("precision %r on a CPU without bf16 instructions (AVX512-BF16 or AMX): %s", name,
                     "torch emulates bf16 matmuls here, far slower than fp32" if name == "bf16"
                     else "OpenVINO runs it in f32 here; 'auto' picks fp32 on this CPU")
