@@ -32,7 +32,7 @@ def main() -> int:
     logging.getLogger("e5kit").setLevel(logging.ERROR)
     path = Path(args.model) if args.model else C.default_minilm()
     texts = C.scifact_passages(Path(args.data), args.texts) if args.data else C.synthetic_texts(args.texts)
-    runner = B.e5kit_runner(path, args.mode, torch.device("cpu"), 16384, 256)
+    runner = B.e5kit_runner(path, args.mode, torch.device("cpu"), None, 256)  # e5kit's default budget
     runner.encode(texts[:4])
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         runner.encode(texts)

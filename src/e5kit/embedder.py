@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from e5kit.encode.batching import DEFAULT_MAX_TOKENS, TokenBudgetBatcher
+from e5kit.encode.batching import TokenBudgetBatcher, default_max_tokens
 from e5kit.encode.engine import EncodeEngine, EncodeStats
 from e5kit.encode.precision import make_encoder, resolve_device, resolve_precision
 from e5kit.model.checkpoint import DEFAULT_MODEL, Checkpoint, read_checkpoint
@@ -74,7 +74,8 @@ class E5:
     default is intfloat/e5-base-unsupervised. `precision` is one of fp32 (exact, default), bf16,
     fp16 (GPU), int8 (CPU, outside the quality budget), ov-fp32 / ov-bf16 / ov-int8 (OpenVINO, CPU),
     auto (fastest inside it); `.precision` is the mode in force. `prompts` overrides the prefix policy,
-    e.g. {"query": "query: ", "passage": "passage: "}.
+    e.g. {"query": "query: ", "passage": "passage: "}. `max_tokens_per_batch` bounds batch size x longest
+    text (default 4,096 on CPU, 16,384 on GPU: see encode/batching.py).
     BERT-family encoders (E5, multilingual-e5 on XLM-RoBERTa) and Mistral-style decoders (e5-mistral:
     last-token pooling, EOS appended) load; a checkpoint that ships its own code loads only with
     `trust_remote_code=True`.
@@ -82,10 +83,11 @@ class E5:
 
     def __init__(self, model: str | os.PathLike[str] = DEFAULT_MODEL, *, device: str | None = None,
                  precision: str | None = None, prompts: Mapping[str, str] | None = None,
-                 max_seq_length: int | None = None, max_tokens_per_batch: int = DEFAULT_MAX_TOKENS,
+                 max_seq_length: int | None = None, max_tokens_per_batch: int | None = None,
                  trust_remote_code: bool = False) -> None:
         prompts = _check_prompts(prompts)
-        max_tokens_per_batch = _check_positive_int("max_tokens_per_batch", max_tokens_per_batch)
+        if max_tokens_per_batch is not None:
+            max_tokens_per_batch = _check_positive_int("max_tokens_per_batch", max_tokens_per_batch)
         if not isinstance(trust_remote_code, bool):
             raise TypeError(f"trust_remote_code must be True or False, got {type(trust_remote_code).__name__}")
         self.trust_remote_code = trust_remote_code
@@ -104,7 +106,8 @@ class E5:
         hf_model = load_hf_model(self.checkpoint, trust_remote_code=trust_remote_code)
         encoder = make_encoder(hf_model, tokenizer, self.checkpoint.pooling, self.device, self.precision)
         self.dim = int(hf_model.config.hidden_size)
-        self.engine = EncodeEngine(tokenizer, encoder, TokenBudgetBatcher(max_tokens=max_tokens_per_batch), self.dim)
+        budget = max_tokens_per_batch or default_max_tokens(self.device.type)
+        self.engine = EncodeEngine(tokenizer, encoder, TokenBudgetBatcher(max_tokens=budget), self.dim)
         self.last_stats = EncodeStats()
 
     # -- what the model is --------------------------------------------------------------------

@@ -80,6 +80,7 @@ def test_synthetic_checkpoint_and_texts(tmp_path):
 
 
 @pytest.mark.parametrize("argv", [["bench", "--texts", "0"], ["bench", "--batch-size", "0"],
+                                  ["bench", "--batch-tokens", "0"], ["bench", "--batch-tokens", "-4"],
                                   ["bench", "--data", "/nonexistent/dir"], ["bench", "--st-backends", "tensorrt"],
                                   ["bench", "--st-backends", "torch"]])
 def test_cli_rejects_bad_arguments(argv, capsys):
@@ -183,6 +184,11 @@ def test_make_runners_skips_what_cannot_run(tiny_bert, tmp_path, monkeypatch):
     assert {"name": "e5kit ov-bf16", "reason": "precision 'ov-bf16': OpenVINO backend needs openvino and nncf "
             "(test)"} in skipped
     assert len(names) + len(skipped) == 4  # ST torch, ST onnx, fp32, ov-bf16: each a row or a skip
+    fp32 = next(r for r in runners if r.name == "e5kit fp32")
+    assert fp32.model.engine.batcher.max_tokens == 4096  # e5kit's own CPU default, not ST's batch x length
+    s = B.EncodeBenchSettings(sizes=["minilm"], modes=["fp32"], st_backends=[], batch_tokens=512).check()
+    runners, _ = B._make_runners(tiny_bert, s, torch.device("cpu"), 64, tmp_path)
+    assert runners[-1].model.engine.batcher.max_tokens == 512
     with pytest.raises(ValueError, match="sentence-transformers backends"):
         B.EncodeBenchSettings(st_backends=["tensorrt"]).check()
 

@@ -8,7 +8,7 @@ import torch
 
 from e5kit import E5
 from e5kit.encode import engine as engine_mod
-from e5kit.encode.batching import TokenBudgetBatcher
+from e5kit.encode.batching import DEFAULT_MAX_TOKENS, DEFAULT_MAX_TOKENS_CPU, TokenBudgetBatcher, default_max_tokens
 from e5kit.encode.threads import configure_threads, usable_cpus
 from tests.texts import mixed_texts
 
@@ -93,3 +93,19 @@ def test_heap_growth_limit_is_opt_in(model, monkeypatch):
 
     monkeypatch.delenv("E5KIT_MALLOPT", raising=False)
     assert memory.limit_heap_growth() is False  # off unless E5KIT_MALLOPT=1
+
+
+def test_default_budget_depends_on_the_device(tiny_e5):
+    assert default_max_tokens("cpu") == DEFAULT_MAX_TOKENS_CPU == 4096
+    assert default_max_tokens("cuda") == DEFAULT_MAX_TOKENS == 16384
+    assert E5(tiny_e5, device="cpu").engine.batcher.max_tokens == DEFAULT_MAX_TOKENS_CPU
+    assert E5(tiny_e5, device="cpu", max_tokens_per_batch=300).engine.batcher.max_tokens == 300
+
+
+def test_heap_is_trimmed_once_per_chunk_not_per_batch(model, monkeypatch):
+    calls = []
+    monkeypatch.setattr(engine_mod, "trim_heap", lambda: calls.append(1) or True)
+    texts = mixed_texts(40, seed=8)
+    parts = list(model.iter_encode(iter(texts), chunk_size=16))  # 3 chunks, several batches each
+    assert len(parts) == 3 and model.last_stats.batches > 3
+    assert len(calls) == 3

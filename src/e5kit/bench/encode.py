@@ -31,6 +31,7 @@ from e5kit.bench.checkpoints import (
 )
 from e5kit.bench.measure import cpu_info, cpu_line, encoder_flops, matmul_peak, sync
 from e5kit.bench.rss import PeakRss
+from e5kit.encode.batching import default_max_tokens
 
 MODES_CPU = ("fp32", "bf16", "int8", "ov-fp32", "ov-bf16", "ov-int8", "ov-int8w")
 ST_BACKENDS_CPU = ("onnx", "openvino", "openvino-int8")  # besides the torch reference, which always runs
@@ -106,8 +107,8 @@ def load_mode(path: str | Path, mode: str, device: torch.device, max_tokens: int
     return m
 
 
-def e5kit_runner(path: str | Path, mode: str, device: torch.device, max_tokens: int, max_len: int) -> Runner:
-    """e5kit in `mode` (see `load_mode`), encoding texts as given."""
+def e5kit_runner(path: str | Path, mode: str, device: torch.device, max_tokens: int | None, max_len: int) -> Runner:
+    """e5kit in `mode` (see `load_mode`), encoding texts as given; `max_tokens` None: its default budget."""
     from e5kit.encode.precision import DTYPES
 
     m = load_mode(path, mode, device, max_tokens, max_len)
@@ -214,6 +215,7 @@ class EncodeBenchSettings:
     device: str | None = None
     model: Path | None = None  # checkpoint for the minilm size (default: the gt package)
     st_batch: int = 32
+    batch_tokens: int | None = None  # e5kit's token budget per batch; None: its default for the device
     quality: bool = False
     quality_docs: int | None = None
     work_dir: Path | None = None
@@ -228,7 +230,7 @@ class EncodeBenchSettings:
         if bad:
             raise ValueError(f"sentence-transformers backends {bad!r}: each must be one of "
                              f"{', '.join(ST_BACKENDS[1:])} (torch always runs, as the reference)")
-        for name in ("reps", "st_batch", "n_texts", "quality_docs"):
+        for name in ("reps", "st_batch", "batch_tokens", "n_texts", "quality_docs"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -288,7 +290,7 @@ def _make_runners(path: Path, s: EncodeBenchSettings, dev: torch.device, max_len
     skipped += skipped_modes
     for mode in modes:
         try:
-            runners.append(e5kit_runner(path, mode, dev, s.st_batch * max_len, max_len))
+            runners.append(e5kit_runner(path, mode, dev, s.batch_tokens, max_len))
         except ValueError as exc:
             if "OpenVINO" not in str(exc):  # a bad mode name is the caller's error, not a skip
                 raise
@@ -362,9 +364,12 @@ def run_encode_bench(settings: EncodeBenchSettings, *, log: Callable[[str], None
     threads = configure_threads()
     peaks = {str(dt).split(".")[-1]: matmul_peak(dt, dev) for dt in (torch.float32, torch.bfloat16, torch.float16)}
     cpu = cpu_info()
+    budget = s.batch_tokens or default_max_tokens(dev.type)
     log(f"device {dev}, torch threads {threads}; CPU {cpu_line(cpu)}; matmul peak GFLOP/s: "
-        + ", ".join(f"{k} {v / 1e9:,.0f}" for k, v in peaks.items() if v == v))
+        + ", ".join(f"{k} {v / 1e9:,.0f}" for k, v in peaks.items() if v == v)
+        + f"; e5kit batches <= {budget} padded tokens, sentence-transformers {s.st_batch} texts")
     result: dict[str, Any] = {"device": str(dev), "threads": threads, "cpu": cpu, "peaks": peaks,
+                              "e5kit_batch_tokens": budget, "st_batch": s.st_batch,
                               "modes": list(s.modes or default_modes(dev)[0]),
                               "reps": s.reps, "sizes": {}}
     tmp = Path(s.work_dir or tempfile.mkdtemp(prefix="e5kit-bench-"))

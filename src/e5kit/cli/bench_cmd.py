@@ -33,7 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "process). Their optimum pins an older transformers, hence the separate environment")
     p.add_argument("--device", default=None)
     p.add_argument("--batch-size", type=int, default=32,
-                   help="sentence-transformers batch size; e5kit gets batch-size x max length tokens")
+                   help="sentence-transformers batch size (its default, 32)")
+    p.add_argument("--batch-tokens", type=int, default=None,
+                   help="e5kit's padded-token budget per batch (default: e5kit's own, 4096 on CPU, 16384 on GPU)")
     p.add_argument("--quality", action="store_true", help="also SciFact nDCG@10 / STSB Spearman per mode")
     p.add_argument("--quality-docs", type=int, default=None,
                    help="SciFact sub-corpus size for --quality: all judged docs + a seeded sample (default: all)")
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         sizes=DEFAULT_SIZES if args.size == "both" else (args.size,), data_dir=Path(args.data) if args.data else None,
         n_texts=args.texts, reps=args.reps, modes=args.modes.split(",") if args.modes else None, device=args.device,
         st_backends=_comma_list(args.st_backends), st_python=args.st_python,
-        model=Path(args.model) if args.model else None, st_batch=args.batch_size, quality=args.quality,
+        model=Path(args.model) if args.model else None, st_batch=args.batch_size, batch_tokens=args.batch_tokens,
+        quality=args.quality,
         quality_docs=args.quality_docs).check()
     result = run_encode_bench(settings)
     if args.out:

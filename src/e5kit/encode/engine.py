@@ -111,8 +111,9 @@ class EncodeEngine:
                 rows = torch.as_tensor(batch).to(self.encoder.device, non_blocking=True)
                 out[rows] = self.encoder.embed(ids, normalize=normalize, to_cpu=False)
             else:
+                # No heap trim per batch: the next batch reuses the freed activations; a trim would hand them
+                # back and every layer would page-fault them in again (the chunk loop trims instead).
                 out[batch] = self.encoder.embed(ids, normalize=normalize).numpy()
-                trim_heap()  # batch shapes differ; without a trim the fragmented heap's peak creeps up
             stats.batches += 1
             stats.padded_tokens += len(batch) * max(lengths[i] for i in batch)
             if bar is not None:
@@ -145,7 +146,7 @@ class EncodeEngine:
                 vectors, chunk_stats = self.encode_chunk(chunk, normalize=normalize, bar=bar, tokens=tokens)
                 stats.add(chunk_stats)
                 del tokens
-                trim_heap()  # without it glibc's fragmented heap grows RSS chunk after chunk
+                trim_heap()  # once per chunk: without it glibc's fragmented heap grows RSS chunk after chunk
                 yield vectors
                 chunk = following
         finally:

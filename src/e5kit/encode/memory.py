@@ -40,7 +40,10 @@ def limit_heap_growth() -> bool:
     peak RSS 1,006 -> 1,148 MB by default, 697 -> 732 MB with a trim after every batch, 547 -> 550 MB
     with this fixed 1 MB threshold. But every large tensor then costs fresh page faults, which
     slowed bf16 encoding visibly, so it is opt-in: E5KIT_MALLOPT=1 (process-wide, glibc only).
-    The default instead trims the heap after every CPU batch (697 -> 732 MB in the same test).
+    The default trims the heap once per chunk (8,192 texts) and keeps CPU batches at 4,096 tokens, whose
+    activations stay under glibc's mmap threshold and are reused from the heap batch after batch. A trim
+    after every batch was the default before; it made each batch fault its memory in anew (up to 1.3x
+    slower in bf16 on a Xeon with AMX, docs/bench-encode.md).
     """
     global _limited
     import os

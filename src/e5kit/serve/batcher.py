@@ -266,8 +266,10 @@ class DynamicBatcher:
             seconds = time.perf_counter() - start
             tokens = sum(len(x) for x in ids)
             self._finish(batch, raw, unit)
-            if getattr(self.model, "device_type", "cpu") != "cuda":
-                trim_heap()  # as the engine does: batch shapes differ, and a fragmented glibc heap creeps up
+            if getattr(self.model, "device_type", "cpu") != "cuda" and not self._jobs:
+                # Only when no work waits: back-to-back batches reuse the freed activations (a trim would make
+                # every layer page-fault them in again); idle moments give the fragmented heap back.
+                trim_heap()
             # speed as the queue sees it: model time plus the gaps between back-to-back batches
             end = time.perf_counter()
             rate = tokens / (end - period_start) if end > period_start else 0.0
