@@ -57,6 +57,21 @@ def test_single_string_and_cl100k_token_ids_equal_the_text(client, e5_model, cl1
     assert single.usage.total_tokens == e5_model.count_tokens(texts[:1], prefix="query: ")[0]
 
 
+def test_batch_budget_default_follows_the_device_and_an_explicit_one_wins(e5_model, monkeypatch):
+    from e5kit.serve.config import ServeConfig
+    from e5kit.serve.metrics import ServerMetrics
+    from e5kit.serve.service import EmbeddingService
+
+    def budget(config):
+        return EmbeddingService(e5_model, "m", config, ServerMetrics(lambda: 0, lambda: 0)).batcher.max_batch_tokens
+
+    assert budget(ServeConfig()) == 4096 and budget(ServeConfig(max_batch_tokens=512)) == 512
+    monkeypatch.setattr(type(e5_model), "device_type", property(lambda self: "cuda"))
+    assert budget(ServeConfig()) == 16384
+    with pytest.raises(ValueError, match="max_batch_tokens must be a positive int"):
+        ServeConfig(max_batch_tokens=0)
+
+
 def test_model_vocabulary_ids_with_token_ids_model(e5_model):
     from tests.serve.conftest import start_server
 
@@ -118,6 +133,7 @@ def test_health_ready_info_metrics(server, e5_model):
     assert info["dim"] == e5_model.dim and info["max_input_tokens"] == 64 and info["precision"] == "fp32"
     assert info["prompts"] == {"query": "query: ", "passage": "passage: "} and info["version"]
     assert "/" not in info["model"], "the server's file paths must not leak"
+    assert info["max_batch_tokens"] == 4096  # no --max-batch-tokens: e5kit's CPU default
     httpx.post(server.url + "/embed", json={"inputs": ["a", "b"]})
     text = httpx.get(server.url + "/metrics").text
     for family in ("e5kit_requests_total", "e5kit_request_duration_seconds_bucket", "e5kit_batch_size_bucket",

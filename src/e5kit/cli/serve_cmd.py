@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "vocabulary; reject answers 422")
     p.add_argument("--auto-truncate", action="store_true",
                    help="cut over-long inputs by default instead of answering 413")
-    p.add_argument("--max-batch-tokens", type=int, default=16384, help="padded tokens per model batch")
+    p.add_argument("--max-batch-tokens", type=int, default=None,
+                   help="padded tokens per model batch (default: 4096 on CPU, 16384 on GPU)")
     p.add_argument("--max-batch-size", type=int, default=256, help="inputs per model batch")
     p.add_argument("--max-request-inputs", type=int, default=2048)
     p.add_argument("--max-request-tokens", type=int, default=262144)

@@ -26,7 +26,9 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     api_key: str | None = None
-    max_batch_tokens: int = 16384  # padded tokens per forward pass (batch size x longest)
+    # padded tokens per forward pass (batch size x longest); None: e5kit's default for the model's device, 4,096 on
+    # CPU (larger CPU batches page-fault their activations anew, docs/bench-encode.md) and 16,384 on GPU
+    max_batch_tokens: int | None = None
     max_batch_size: int = 256  # inputs per forward pass
     max_request_inputs: int = 2048
     max_request_tokens: int = 262144
@@ -43,6 +45,8 @@ class ServeConfig:
         for name in ("max_batch_tokens", "max_batch_size", "max_request_inputs", "max_request_tokens",
                      "max_queue_tokens", "max_body_bytes", "max_concurrency"):
             value = getattr(self, name)
+            if name == "max_batch_tokens" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:

@@ -19,6 +19,7 @@ import numpy as np
 from starlette.requests import Request
 
 from e5kit import __version__
+from e5kit.encode.batching import default_max_tokens
 from e5kit.serve.batcher import DynamicBatcher, QueueFullError, ShuttingDownError
 from e5kit.serve.config import ServeConfig
 from e5kit.serve.inputs import Inputs
@@ -61,7 +62,8 @@ class EmbeddingService:
         self.name = name
         self.tokens = RequestTokenizer(model)
         self.created = int(time.time())
-        self.batcher = DynamicBatcher(model, model.dim, max_batch_tokens=config.max_batch_tokens,
+        budget = config.max_batch_tokens or default_max_tokens(getattr(model, "device_type", "cpu"))
+        self.batcher = DynamicBatcher(model, model.dim, max_batch_tokens=budget,
                                       max_batch_size=config.max_batch_size,
                                       max_queue_tokens=config.max_queue_tokens,
                                       max_wait_s=config.max_queue_seconds, observer=metrics)
@@ -119,12 +121,12 @@ class Backend:
 
     def info(self) -> dict[str, Any]:
         c = self.config
-        models = [{**s.model.info(), "model": s.name, "max_input_tokens": s.tokens.max_length}
-                  for s in self.services.values()]
+        models = [{**s.model.info(), "model": s.name, "max_input_tokens": s.tokens.max_length,
+                   "max_batch_tokens": s.batcher.max_batch_tokens} for s in self.services.values()]
         return {**models[0], "models": models, "version": __version__,
                 "default_input_type": c.default_input_type, "token_ids": c.token_ids,
                 "cl100k": self.decoder.status if c.token_ids == "cl100k" else "not used",
-                "auto_truncate": c.auto_truncate, "max_batch_tokens": c.max_batch_tokens,
+                "auto_truncate": c.auto_truncate,
                 "max_request_inputs": c.max_request_inputs, "max_request_tokens": c.max_request_tokens,
                 "max_queue_tokens": c.max_queue_tokens, "max_queue_seconds": c.max_queue_seconds,
                 "max_body_bytes": c.max_body_bytes}
