@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import types
 
 import numpy as np
@@ -174,6 +175,7 @@ def test_st_backend_rows_or_skip_reasons(tiny_bert, tmp_path):
 
 
 def test_make_runners_skips_what_cannot_run(tiny_bert, tmp_path, monkeypatch):
+    from e5kit.bench.st_backends import RemoteSt
     from e5kit.encode import openvino as O
 
     monkeypatch.setattr(O, "openvino_missing", lambda: "OpenVINO backend needs openvino and nncf (test)")
@@ -186,9 +188,15 @@ def test_make_runners_skips_what_cannot_run(tiny_bert, tmp_path, monkeypatch):
     assert len(names) + len(skipped) == 4  # ST torch, ST onnx, fp32, ov-bf16: each a row or a skip
     fp32 = next(r for r in runners if r.name == "e5kit fp32")
     assert fp32.model.engine.batcher.max_tokens == 4096  # e5kit's own CPU default, not ST's batch x length
-    s = B.EncodeBenchSettings(sizes=["minilm"], modes=["fp32"], st_backends=[], batch_tokens=512).check()
+    # the reference runs in a process of its own with this Python, as a user's would
+    assert isinstance(runners[0].st, RemoteSt) and runners[0].st.python == sys.executable
+    for r in runners:
+        r.close()
+    s = B.EncodeBenchSettings(sizes=["minilm"], modes=["fp32"], st_backends=[], batch_tokens=512,
+                              st_python="here").check()
     runners, _ = B._make_runners(tiny_bert, s, torch.device("cpu"), 64, tmp_path)
     assert runners[-1].model.engine.batcher.max_tokens == 512
+    assert not isinstance(runners[0].st, RemoteSt)  # --st-python here: everything in this process
     with pytest.raises(ValueError, match="sentence-transformers backends"):
         B.EncodeBenchSettings(st_backends=["tensorrt"]).check()
 

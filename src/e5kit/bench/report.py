@@ -45,6 +45,9 @@ def result_markdown(result: dict[str, Any]) -> str:
         md.append(f"\nCPU: {cpu_line(result['cpu'])}")
     for size, entry in result["sizes"].items():
         md += [f"\n## {size}: {entry['texts']} texts, max length {entry['max_length']}\n", entry["table"]]
+        if "st_reference_env" in entry:
+            md.append("\nThe sentence-transformers reference (torch fp32) ran in a process of its own: "
+                      + ", ".join(f"{k} {v}" for k, v in entry["st_reference_env"].items()))
         if "st_env" in entry:
             md.append("\nsentence-transformers backends ran in their own process and environment (peak RSS is that "
                       "process's alone; e5kit rows share one process with every model loaded): "
