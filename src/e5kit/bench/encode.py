@@ -332,7 +332,7 @@ def _bench_size(size: str, s: EncodeBenchSettings, dev: torch.device, peaks: dic
                 (r.st for r in runners[1:] if getattr(r.st, "versions", None)), None))):
             if getattr(remote, "versions", None):  # sentence-transformers rows that ran in worker processes
                 entry[key] = {"python": remote.python, **remote.versions}
-                what = "the reference" if key == "st_reference_env" else "the other backends"
+                what = "reference" if key == "st_reference_env" else "backends"
                 log(f"  sentence-transformers {what} ran in " + ", ".join(f"{k} {v}" for k, v in entry[key].items()))
         log(entry["table"])
         if s.quality and size == "minilm":
