@@ -18,6 +18,7 @@ from e5kit.model.checkpoint import DEFAULT_MODEL, Checkpoint, read_checkpoint
 from e5kit.model.encoder import load_hf_model, load_tokenizer
 from e5kit.model.prompts import PromptPolicy, checkpoint_policy, passage_text
 from e5kit.model.tokenize import TokenizedTexts, check_text
+from e5kit.options import positive_int
 
 log = logging.getLogger("e5kit")
 
@@ -59,14 +60,6 @@ def _check_prompts(prompts: Any) -> Mapping[str, str] | None:
     return prompts
 
 
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 class E5:
     """An E5-style text encoder: BERT-family model, mean pooling, L2 norm, role prefixes.
 
@@ -87,7 +80,7 @@ class E5:
                  trust_remote_code: bool = False) -> None:
         prompts = _check_prompts(prompts)
         if max_tokens_per_batch is not None:
-            max_tokens_per_batch = _check_positive_int("max_tokens_per_batch", max_tokens_per_batch)
+            max_tokens_per_batch = positive_int("max_tokens_per_batch", max_tokens_per_batch)
         if not isinstance(trust_remote_code, bool):
             raise TypeError(f"trust_remote_code must be True or False, got {type(trust_remote_code).__name__}")
         self.trust_remote_code = trust_remote_code
@@ -208,7 +201,7 @@ class E5:
         pre = self._prefix(prefix, prompt_name, instruction)
         normalize = _check_bool("normalize", normalize)
         if chunk_size is not None:
-            _check_positive_int("chunk_size", chunk_size)
+            positive_int("chunk_size", chunk_size)
         if isinstance(texts, (str, bytes, Mapping)) or not isinstance(texts, Iterable):
             raise TypeError(f"iter_encode takes an iterable of str, got {type(texts).__name__}")
         return self._stream(texts, pre, normalize, show_progress, total, chunk_size)

@@ -33,6 +33,7 @@ from e5kit.bench.checkpoints import (
 from e5kit.bench.measure import cpu_info, cpu_line, encoder_flops, matmul_peak, sync
 from e5kit.bench.rss import PeakRss
 from e5kit.encode.batching import default_max_tokens
+from e5kit.options import positive_int
 
 MODES_CPU = ("fp32", "bf16", "int8", "ov-fp32", "ov-bf16", "ov-int8", "ov-int8w")
 ST_BACKENDS_CPU = ("onnx", "openvino", "openvino-int8")  # besides the torch reference, which always runs
@@ -233,8 +234,8 @@ class EncodeBenchSettings:
                              f"{', '.join(ST_BACKENDS[1:])} (torch always runs, as the reference)")
         for name in ("reps", "st_batch", "batch_tokens", "n_texts", "quality_docs"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            if value is not None:
+                positive_int(name, value)
         if self.data_dir is not None and not (Path(self.data_dir) / "scifact" / "corpus.jsonl.gz").is_file():
             raise ValueError(f"data folder {self.data_dir}: no scifact/corpus.jsonl.gz there")
         if self.quality and self.data_dir is None:

@@ -15,7 +15,7 @@ from e5kit.data.shards import OutputSettings, PairWriter, bad_log_path
 from e5kit.data.sources import SOURCES, get_source
 from e5kit.errors import E5kitError
 from e5kit.io.bad_records import BadRecords
-from e5kit.options import with_options
+from e5kit.options import positive_int, with_options
 
 log = logging.getLogger("e5kit")
 
@@ -134,8 +134,8 @@ def build_pairs(source: str, inputs: Sequence[str | os.PathLike[str]], out: str 
     options = dict(options or {})
     check_options(source, options)
     part_t = parse_part(o.part)
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive int, got {limit!r}")
+    if limit is not None:
+        positive_int("limit", limit)
     files, split_pairs = _select(resolve_inputs(source, inputs, install=install), part_t)
     info = {"source": source, "part": list(part_t), "options": options, "inputs": len(files)}
     prefix = part_prefix(part_t)

@@ -35,7 +35,7 @@ from e5kit.data.shards import (
 from e5kit.errors import E5kitError
 from e5kit.io.atomic import atomic_save_npy, atomic_write_json, atomic_write_text
 from e5kit.io.bad_records import BadRecords
-from e5kit.options import with_options
+from e5kit.options import positive_int, with_options
 
 log = logging.getLogger("e5kit")
 
@@ -52,8 +52,7 @@ def sample_pool(src: str | os.PathLike[str], size: int, *, seed: int = 0,
                 bad: BadRecords | None = None) -> list[str]:
     """A uniform random sample (reservoir, seeded) of up to `size` passages from the shards under `src`
     (malformed records go to `bad`; default: stop at the first)."""
-    if not isinstance(size, int) or size < 1:
-        raise ValueError(f"pool_size must be a positive int, got {size!r}")
+    positive_int("pool_size", size)
     rng = random.Random(seed)
     pool: list[str] = []
     for i, pair in enumerate(iter_pairs(src, bad)):
@@ -82,8 +81,7 @@ class ConsistencyFilter:
                  pool_embeddings: np.ndarray | None = None, chunk_size: int = 8192, show_progress: bool | None = None):
         from tqdm.auto import tqdm
 
-        if not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+        positive_int("top_k", top_k)
         if not pool_texts:
             raise ValueError("the passage pool is empty")
         self.encoder, self.top_k, self.chunk_size = encoder, top_k, chunk_size
@@ -212,8 +210,7 @@ class ConsistencySettings(OutputSettings):
         super().__post_init__()
         for name in ("pool_size", "top_k", "chunk_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, value)
 
 
 def consistency_filter(src: str | os.PathLike[str], out: str | os.PathLike[str], *, model: str | PairEncoder,

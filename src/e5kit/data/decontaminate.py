@@ -14,6 +14,7 @@ from typing import Any
 from e5kit.data.pairs import Pair, normalize_text
 from e5kit.errors import E5kitError
 from e5kit.io.records import iter_jsonl
+from e5kit.options import positive_int
 
 TEXT_FIELDS = ("text", "title", "sentence1", "sentence2", "query", "question", "passage", "answer")
 DEFAULT_MIN_CHARS = 10  # normalized texts shorter than this ("yes", "ok") are not treated as evaluation text
@@ -59,8 +60,7 @@ class Decontaminator:
 
     def __init__(self, folders: Sequence[str | os.PathLike[str]] | None = None, *,
                  min_chars: int = DEFAULT_MIN_CHARS) -> None:
-        if not isinstance(min_chars, int) or min_chars < 1:
-            raise ValueError(f"min_chars must be a positive int, got {min_chars!r}")
+        positive_int("min_chars", min_chars)
         dirs = [Path(f) for f in folders] if folders is not None else default_eval_dirs()
         if not dirs:
             raise E5kitError("no evaluation data to decontaminate against; pass folders or set E5KIT_EVAL_DATA")

@@ -39,7 +39,7 @@ from e5kit.data.shards import OutputSettings, PairWriter, iter_pairs, list_shard
 from e5kit.data.teacher import TeacherSettings
 from e5kit.errors import E5kitError
 from e5kit.io.atomic import atomic_write_json
-from e5kit.options import with_options
+from e5kit.options import positive_int, with_options
 
 log = logging.getLogger("e5kit")
 METHODS = ("dense", "bm25", "rrf", "weighted")
@@ -67,8 +67,7 @@ class MineSettings:
             raise ValueError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
         for name in ("negatives", "depth", "chunk"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, value)
         if not isinstance(self.skip_top, int) or self.skip_top < 0:
             raise ValueError(f"skip_top must be an int >= 0, got {self.skip_top!r}")
         if self.max_score_ratio is not None and not 0 < self.max_score_ratio <= 10:

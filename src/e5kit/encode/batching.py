@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from e5kit.options import positive_int
+
 DEFAULT_MAX_TOKENS = 16384  # GPUs: big batches keep the device busy
 # CPUs: 4,096 padded tokens (16 texts of 256, 8 of 512). Larger batches were slower on the CPU, not faster: their
 # activations (e.g. 16,384 x 1,536 bf16 = 50 MB) exceed glibc's 32 MB mmap threshold, so every layer's fresh output
@@ -34,8 +36,7 @@ class TokenBudgetBatcher:
     def __post_init__(self) -> None:
         for name in ("max_tokens", "max_batch_size"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, value)
 
     def batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Index lists, longest sequences first; every index appears exactly once.

@@ -7,6 +7,8 @@ import math
 import os
 from pathlib import Path
 
+from e5kit.options import positive_int
+
 log = logging.getLogger("e5kit")
 _configured = False
 
@@ -36,8 +38,7 @@ def configure_threads(threads: int | None = None) -> int:
     import torch
 
     if threads is not None:
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-            raise ValueError(f"threads must be a positive int, got {threads!r}")
+        positive_int("threads", threads)
         torch.set_num_threads(threads)
         _configured = True
         return threads

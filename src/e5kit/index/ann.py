@@ -19,6 +19,7 @@ import numpy as np
 from e5kit.index.layout import IndexFormatError, read_json
 from e5kit.index.store import DenseIndex
 from e5kit.io.atomic import atomic_path, atomic_write_json
+from e5kit.options import positive_int
 
 ANN_KINDS = ("flat", "ivfpq", "hnsw")
 # Build-time parameters, then search-time ones (overridable per search). None: chosen from the data size.
@@ -184,8 +185,7 @@ class AnnIndex:
 
     def search(self, queries: np.ndarray, k: int, **overrides: Any) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, rows) per query; search parameters (nprobe, refine, ef_search) may be overridden."""
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
+        positive_int("k", k)
         p = search_params(self.kind, self.params, overrides)
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if q.shape[1] != self.dense.dim:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from e5kit.io.atomic import atomic_write_json
+from e5kit.options import positive_int
 
 FORMAT_VERSION = 2  # 1 indexed the empty term (a lone "s" stems to ""); such an index is refused
 META_FILE = "e5kit_bm25.json"
@@ -164,8 +165,7 @@ class BM25Index:
         without any indexed term ("", stopwords, unknown words) has none. Ties go to the earlier document.
         """
         queries = _check_texts(queries, "queries")
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
+        positive_int("k", k)
         from tqdm.auto import tqdm
 
         vocab = self._retriever.vocab_dict

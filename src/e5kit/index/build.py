@@ -43,7 +43,7 @@ from e5kit.index.layout import (
 from e5kit.index.merge import merge_index
 from e5kit.io.atomic import atomic_write_json, check_folder_writable
 from e5kit.io.records import TextRecord
-from e5kit.options import with_options
+from e5kit.options import positive_int, with_options
 
 log = logging.getLogger("e5kit")
 YIELD_EVERY = 32  # records parsed by the reader thread between voluntary GIL hand-offs
@@ -129,8 +129,7 @@ def _layout_settings(existing: IndexSettings | None, b: BuildSettings) -> dict[s
         if q not in QUANTIZED:
             raise ValueError(f"quantization {q!r} is not one of {', '.join(QUANTIZED)}")
     size = pick(b.shard_size, "shard_size", DEFAULT_SHARD_SIZE)
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise ValueError(f"shard_size must be a positive int, got {size!r}")
+    positive_int("shard_size", size)
     norm = bool(pick(b.normalize, "normalize", True))
     if "int8" in quant and not norm:
         raise ValueError("int8 quantization assumes unit vectors; do not combine it with normalize=False")

@@ -10,6 +10,7 @@ import numpy as np
 
 from e5kit.index.ann import ANN_KINDS, AnnIndex
 from e5kit.index.store import DenseIndex
+from e5kit.options import positive_int
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,7 @@ def sample_queries(dense: DenseIndex, n: int, *, seed: int = 0) -> np.ndarray:
 
     Not stored rows as such, so no query trivially finds itself at rank 1.
     """
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"sample must be a positive int, got {n!r}")
+    positive_int("sample", n)
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, len(dense), size=(n, 2))
     q = dense.vectors(rows).sum(axis=1)
@@ -83,10 +83,9 @@ def check_index(
 
     With `verify`, every shard file's checksum is checked first (raises on a corrupt file).
     """
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:  # before the (long) verification
-        raise ValueError(f"k must be a positive int, got {k!r}")
-    if queries is None and (not isinstance(sample, int) or isinstance(sample, bool) or sample < 1):
-        raise ValueError(f"sample must be a positive int, got {sample!r}")
+    positive_int("k", k)  # before the (long) verification
+    if queries is None:
+        positive_int("sample", sample)
     if verify:
         dense.verify()
     q = (

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from e5kit.options import positive_int
+
 DEFAULT_BLOCK = 65536
 
 
@@ -28,8 +30,7 @@ def topk_blocks(queries: np.ndarray, blocks: Iterable[np.ndarray], k: int) -> tu
 
     Rows fewer than k in the whole corpus give fewer columns. Scores are float32, best first.
     """
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    positive_int("k", k)
     q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
     best_s = np.empty((q.shape[0], 0), dtype=np.float32)
     best_i = np.empty((q.shape[0], 0), dtype=np.int64)

@@ -18,6 +18,7 @@ import numpy as np
 from e5kit.index.fusion import rrf, weighted
 from e5kit.index.layout import IndexFormatError, read_json
 from e5kit.index.store import DenseIndex
+from e5kit.options import positive_int
 
 log = logging.getLogger("e5kit")
 METHODS = ("dense", "bm25", "rrf", "weighted")
@@ -113,8 +114,7 @@ class HybridSearcher:
                 raise ValueError(f"search method {m!r} is not one of {', '.join(METHODS)}")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
+        positive_int("k", k)
         depth = max(depth, k)
         out: list[list[FusedHit]] = [[] for _ in queries]
         need_dense = [i for i, m in enumerate(methods) if m != "bm25"]

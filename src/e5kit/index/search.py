@@ -16,6 +16,7 @@ from typing import Any
 
 from e5kit.index.layout import IndexFormatError, IndexLayout, IndexSettings
 from e5kit.index.store import DenseIndex
+from e5kit.options import positive_int
 
 METHODS = ("dense", "bm25", "rrf", "weighted")
 
@@ -77,8 +78,7 @@ def prepare(index: DenseIndex | str | os.PathLike[str], *, k: int = 10, method: 
     it needs exists and is current, parameters in range), before any model loads or query is encoded."""
     if method not in METHODS:
         raise ValueError(f"method {method!r} is not one of {', '.join(METHODS)}")
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    positive_int("k", k)
     o = options or SearchOptions()
     if o.ann and method != "dense":
         raise ValueError("a FAISS index searches the dense vectors only; drop ann or use method 'dense'")

@@ -39,7 +39,7 @@ from e5kit.data.resume import differences
 from e5kit.data.shards import OutputSettings, list_shards, remove_shards
 from e5kit.errors import E5kitError
 from e5kit.io.atomic import atomic_write_json
-from e5kit.options import with_options
+from e5kit.options import positive_int, with_options
 from e5kit.scale.deps import check_address, connect_ray, require
 
 EXECUTORS = ("local", "slurm", "ray")
@@ -63,8 +63,7 @@ class PipelineSettings:
             raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
         for name in ("tasks", "cpus_per_task"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, value)
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers == 0 \
                 or self.workers < -1:
             raise ValueError(f"workers must be a positive int or -1 (all tasks at once), got {self.workers!r}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from e5kit.index.build import EncodeGroups, encode_shard
+from e5kit.options import positive_int
 from e5kit.scale.deps import EngineError, check_address, connect_ray, require
 
 
@@ -30,9 +31,8 @@ class RaySettings:
     local_cpus: int | None = None  # cores a local Ray may use (default: all)
 
     def __post_init__(self) -> None:
-        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
-                                         or self.workers < 1):
-            raise ValueError(f"workers must be a positive int, got {self.workers!r}")
+        if self.workers is not None:
+            positive_int("workers", self.workers)
         for name in ("gpus_per_worker", "cpus_per_worker"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):

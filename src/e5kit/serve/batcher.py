@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from e5kit.errors import E5kitError
+from e5kit.options import positive_int
 
 log = logging.getLogger("e5kit.serve")
 
@@ -91,8 +92,7 @@ class DynamicBatcher:
                  observer: BatchObserver | None = None) -> None:
         for name, value in (("max_batch_tokens", max_batch_tokens), ("max_batch_size", max_batch_size),
                             ("max_queue_tokens", max_queue_tokens)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, value)
         if max_wait_s is not None and (not isinstance(max_wait_s, (int, float)) or not max_wait_s > 0):
             raise ValueError(f"max_wait_s must be a positive number or None, got {max_wait_s!r}")
         self.max_wait_s = max_wait_s

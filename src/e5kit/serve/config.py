@@ -6,6 +6,8 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
+from e5kit.options import positive_int
+
 INPUT_TYPES = ("query", "passage", "none")
 # How /v1/embeddings reads token-id input: as tiktoken cl100k_base ids (what OpenAI clients send), as ids
 # of the served model's own vocabulary, or not at all (422).
@@ -45,10 +47,8 @@ class ServeConfig:
         for name in ("max_batch_tokens", "max_batch_size", "max_request_inputs", "max_request_tokens",
                      "max_queue_tokens", "max_body_bytes", "max_concurrency"):
             value = getattr(self, name)
-            if name == "max_batch_tokens" and value is None:
-                continue
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            if not (name == "max_batch_tokens" and value is None):
+                positive_int(name, value)
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ValueError(f"port must be an int in [0, 65535], got {self.port!r}")
         if self.max_queue_seconds is not None and not (isinstance(self.max_queue_seconds, (int, float))

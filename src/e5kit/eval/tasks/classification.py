@@ -16,6 +16,7 @@ import numpy as np
 
 from e5kit.eval.metrics.classification import classification_scores, mean_scores
 from e5kit.eval.tasks.base import TaskOutput, require_dense
+from e5kit.options import positive_int
 
 MAIN_SCORE = "accuracy"
 
@@ -44,8 +45,7 @@ def evaluate(model: Any, train: tuple[list[str], list[Any]], test: tuple[list[st
     require_dense(model, "classification")
     for name, value in (("samples_per_label", samples_per_label), ("n_experiments", n_experiments),
                         ("max_iter", max_iter)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        positive_int(name, value)
     (train_x, train_y), (test_x, test_y) = train, test
     if len(set(train_y)) < 2:
         raise ValueError(f"classification needs 2+ labels in the training split, got {sorted(set(train_y))}")

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from e5kit.eval.tasks.base import TaskOutput, require_dense
+from e5kit.options import positive_int
 
 MAIN_SCORE = "v_measure"
 
@@ -34,8 +35,7 @@ def cluster_v_measures(embeddings: np.ndarray, labels: list[Any], seeds: list[in
 def evaluate(model: Any, data: tuple[list[str], list[Any]], *, n_seeds: int = 10, seed: int = 42,
              batch_size: int = 500) -> TaskOutput:
     require_dense(model, "clustering")
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
-        raise ValueError(f"n_seeds must be a positive int, got {n_seeds!r}")
+    positive_int("n_seeds", n_seeds)
     texts, labels = data
     if len(set(labels)) < 2 or len(texts) < len(set(labels)):
         raise ValueError(f"clustering needs 2+ labels and at least as many texts; got {len(texts)} texts, "
