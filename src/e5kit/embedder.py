@@ -99,6 +99,9 @@ class E5:
         hf_model = load_hf_model(self.checkpoint, trust_remote_code=trust_remote_code)
         encoder = make_encoder(hf_model, tokenizer, self.checkpoint.pooling, self.device, self.precision)
         self.dim = int(hf_model.config.hidden_size)
+        # the budget asked for (None: the device's default), so a copy on another device (a Ray actor on a GPU
+        # for a driver on a CPU) takes its own device's default rather than this one's
+        self.batch_tokens_given: int | None = max_tokens_per_batch
         budget = max_tokens_per_batch or default_max_tokens(self.device.type)
         self.engine = EncodeEngine(tokenizer, encoder, TokenBudgetBatcher(max_tokens=budget), self.dim)
         self.last_stats = EncodeStats()

@@ -105,3 +105,13 @@ def test_bad_ray_settings_are_refused(bad):
 
     with pytest.raises(ValueError):
         RaySettings(**bad)
+
+
+def test_model_spec_passes_the_budget_only_when_the_user_gave_one(tiny_e5):
+    from e5kit import E5
+    from e5kit.scale.ray_index import model_spec
+
+    default = E5(tiny_e5, device="cpu")
+    assert default.engine.batcher.max_tokens == 4096 and model_spec(default)["max_tokens_per_batch"] is None
+    given = E5(tiny_e5, device="cpu", max_tokens_per_batch=300)
+    assert model_spec(given)["max_tokens_per_batch"] == 300

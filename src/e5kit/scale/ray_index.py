@@ -43,7 +43,8 @@ def model_spec(model: Any) -> dict[str, Any]:
     """What an actor needs to load the very model the driver planned with (and to check it did)."""
     return {"model": str(model.name), "precision": model.precision, "max_seq_length": int(model.max_seq_length),
             "prompts": dict(model.prompts) if model.policy.source == "user" else None,
-            "max_tokens_per_batch": int(model.engine.batcher.max_tokens), "fingerprint": model.fingerprint,
+            # the budget the user gave, else None: each actor then takes its own device's default
+            "max_tokens_per_batch": getattr(model, "batch_tokens_given", None), "fingerprint": model.fingerprint,
             "passage_prefix": model.policy.prefix_for("passage")}
 
 
