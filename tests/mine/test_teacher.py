@@ -82,6 +82,13 @@ def test_refusals(cross, tiny_bert, tmp_path):
         CrossEncoderTeacher(str(cross[1]), TeacherSettings(device="cpu", max_length=64, batch_tokens=32))
 
 
+def test_teacher_budget_defaults_to_the_devices(cross):
+    assert CrossEncoderTeacher(str(cross[1]), TeacherSettings(device="cpu", max_length=64)).batch_tokens == 4096
+    assert CrossEncoderTeacher(str(cross[1]), FP32).batch_tokens == 4096 == FP32.batch_tokens
+    given = TeacherSettings(device="cpu", max_length=64, batch_tokens=640)
+    assert CrossEncoderTeacher(str(cross[1]), given).batch_tokens == 640
+
+
 def test_mined_pairs_carry_the_teacher_scores_of_positive_then_negatives(train_pairs, mine_index, cross, tmp_path):
     """teacher_scores[0] scores the positive, [1 + j] negative j, each equal to the teacher run on that pair alone."""
     index, model = mine_index

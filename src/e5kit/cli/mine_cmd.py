@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--teacher-precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
                    help="auto = bf16 where the hardware is fast at it, else fp32")
     t.add_argument("--teacher-max-length", type=int, default=512, help="tokens per (query, passage) input (512)")
-    t.add_argument("--teacher-batch-tokens", type=int, default=16384, help="padded tokens per teacher batch")
+    t.add_argument("--teacher-batch-tokens", type=int, default=None,
+                   help="padded tokens per teacher batch (default: 4096 on CPU, 16384 on GPU)")
     o = p.add_argument_group("output")
     o.add_argument("--format", choices=("jsonl.gz", "parquet"), default="jsonl.gz", help="shard format")
     o.add_argument("--shard", default=None, metavar="I/N", help="mine only part I of N (0-based) of the pairs")

@@ -21,12 +21,14 @@ TEACHER_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 @dataclass(frozen=True)
 class TeacherSettings:
     """How the teacher runs: device (None = CUDA when present), precision ("auto" = bf16 where fast), the
-    token length of one (query, passage) input, and the padded-token budget of one batch."""
+    token length of one (query, passage) input, and the padded-token budget of one batch (None: e5kit's
+    default for the device, 4,096 on CPU and 16,384 on GPU; on a CPU with AMX a 4,096-token budget scored
+    1.38x (bf16) and 1.19x (fp32) the pairs/s of 16,384, all-MiniLM-L6-v2 as a 1-label cross-encoder)."""
 
     device: str | None = None
     precision: str = "auto"
     max_length: int = 512
-    batch_tokens: int = 16384
+    batch_tokens: int | None = None
 
 
 def _dtype(precision: str, device: Any) -> Any:
@@ -50,13 +52,16 @@ class CrossEncoderTeacher:
     def __init__(self, name: str, settings: TeacherSettings | None = None) -> None:
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
+        from e5kit.encode.batching import default_max_tokens
         from e5kit.encode.precision import resolve_device
 
         self.name, self.settings = str(name), settings or TeacherSettings()
         s = self.settings
-        if s.max_length < 8 or s.batch_tokens < s.max_length:
+        self.device = resolve_device(s.device)
+        self.batch_tokens = s.batch_tokens or default_max_tokens(self.device.type)
+        if s.max_length < 8 or self.batch_tokens < s.max_length:
             raise ValueError(f"teacher max_length must be >= 8 and batch_tokens >= max_length, got "
-                             f"{s.max_length} and {s.batch_tokens}")
+                             f"{s.max_length} and {self.batch_tokens}")
         try:
             config = AutoConfig.from_pretrained(self.name)
         except Exception as exc:
@@ -69,7 +74,6 @@ class CrossEncoderTeacher:
         if config.num_labels not in (1, 2):
             raise ModelLoadError(f"teacher {self.name!r} has {config.num_labels} labels; a relevance "
                                  "cross-encoder has 1 (a score) or 2 (not relevant / relevant)")
-        self.device = resolve_device(s.device)
         self.dtype = _dtype(s.precision, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(self.name, use_fast=True)
         self.model = AutoModelForSequenceClassification.from_pretrained(self.name, dtype=self.dtype)
@@ -88,7 +92,7 @@ class CrossEncoderTeacher:
         enc = self.tokenizer(list(queries), list(passages), truncation=True, max_length=self.settings.max_length)
         lengths = [len(ids) for ids in enc["input_ids"]]
         out = [0.0] * len(lengths)
-        for batch in TokenBudgetBatcher(max_tokens=self.settings.batch_tokens).batches(lengths):
+        for batch in TokenBudgetBatcher(max_tokens=self.batch_tokens).batches(lengths):
             rows = self.tokenizer.pad({k: [enc[k][i] for i in batch] for k in enc}, return_tensors="pt")
             with torch.inference_mode():
                 logits = self.model(**{k: v.to(self.device) for k, v in rows.items()}).logits.float()
