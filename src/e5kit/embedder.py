@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from e5kit.encode.batching import TokenBudgetBatcher, default_max_tokens
+from e5kit.encode.batching import TokenBudgetBatcher, batch_budget
 from e5kit.encode.engine import EncodeEngine, EncodeStats
 from e5kit.encode.precision import make_encoder, resolve_device, resolve_precision
 from e5kit.model.checkpoint import DEFAULT_MODEL, Checkpoint, read_checkpoint
@@ -79,12 +79,14 @@ class E5:
                  max_seq_length: int | None = None, max_tokens_per_batch: int | None = None,
                  trust_remote_code: bool = False) -> None:
         prompts = _check_prompts(prompts)
-        if max_tokens_per_batch is not None:
-            max_tokens_per_batch = positive_int("max_tokens_per_batch", max_tokens_per_batch)
         if not isinstance(trust_remote_code, bool):
             raise TypeError(f"trust_remote_code must be True or False, got {type(trust_remote_code).__name__}")
         self.trust_remote_code = trust_remote_code
         self.device = resolve_device(device)
+        budget = batch_budget(self.device.type, max_tokens_per_batch)  # checked before anything is loaded
+        # the budget asked for (None: the device's default), so a copy on another device (a Ray actor on a GPU
+        # for a driver on a CPU) takes its own device's default rather than this one's
+        self.batch_tokens_given: int | None = None if max_tokens_per_batch is None else budget
         self.precision = resolve_precision(precision, self.device)
         self.checkpoint: Checkpoint = read_checkpoint(model)
         if max_seq_length is not None:
@@ -99,10 +101,6 @@ class E5:
         hf_model = load_hf_model(self.checkpoint, trust_remote_code=trust_remote_code)
         encoder = make_encoder(hf_model, tokenizer, self.checkpoint.pooling, self.device, self.precision)
         self.dim = int(hf_model.config.hidden_size)
-        # the budget asked for (None: the device's default), so a copy on another device (a Ray actor on a GPU
-        # for a driver on a CPU) takes its own device's default rather than this one's
-        self.batch_tokens_given: int | None = max_tokens_per_batch
-        budget = max_tokens_per_batch or default_max_tokens(self.device.type)
         self.engine = EncodeEngine(tokenizer, encoder, TokenBudgetBatcher(max_tokens=budget), self.dim)
         self.last_stats = EncodeStats()
 

@@ -8,7 +8,13 @@ import torch
 
 from e5kit import E5
 from e5kit.encode import engine as engine_mod
-from e5kit.encode.batching import DEFAULT_MAX_TOKENS, DEFAULT_MAX_TOKENS_CPU, TokenBudgetBatcher, default_max_tokens
+from e5kit.encode.batching import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MAX_TOKENS_CPU,
+    TokenBudgetBatcher,
+    batch_budget,
+    default_max_tokens,
+)
 from e5kit.encode.threads import configure_threads, usable_cpus
 from tests.texts import mixed_texts
 
@@ -98,6 +104,9 @@ def test_heap_growth_limit_is_opt_in(model, monkeypatch):
 def test_default_budget_depends_on_the_device(tiny_e5):
     assert default_max_tokens("cpu") == DEFAULT_MAX_TOKENS_CPU == 4096
     assert default_max_tokens("cuda") == DEFAULT_MAX_TOKENS == 16384
+    assert batch_budget("cpu") == 4096 and batch_budget("cuda", 300) == 300
+    with pytest.raises(ValueError, match="batch_tokens must be a positive int"):
+        batch_budget("cpu", 0, name="batch_tokens")
     assert E5(tiny_e5, device="cpu").engine.batcher.max_tokens == DEFAULT_MAX_TOKENS_CPU
     assert E5(tiny_e5, device="cpu", max_tokens_per_batch=300).engine.batcher.max_tokens == 300
 

@@ -87,6 +87,9 @@ def test_teacher_budget_defaults_to_the_devices(cross):
     assert CrossEncoderTeacher(str(cross[1]), FP32).batch_tokens == 4096 == FP32.batch_tokens
     given = TeacherSettings(device="cpu", max_length=64, batch_tokens=640)
     assert CrossEncoderTeacher(str(cross[1]), given).batch_tokens == 640
+    for bad in (0, -64):  # 0 is not "use the default"
+        with pytest.raises(ValueError, match="batch_tokens must be a positive int"):
+            CrossEncoderTeacher(str(cross[1]), TeacherSettings(device="cpu", max_length=64, batch_tokens=bad))
 
 
 def test_mined_pairs_carry_the_teacher_scores_of_positive_then_negatives(train_pairs, mine_index, cross, tmp_path):

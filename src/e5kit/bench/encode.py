@@ -32,7 +32,7 @@ from e5kit.bench.checkpoints import (
 )
 from e5kit.bench.measure import cpu_info, cpu_line, encoder_flops, matmul_peak, sync
 from e5kit.bench.rss import PeakRss
-from e5kit.encode.batching import default_max_tokens
+from e5kit.encode.batching import batch_budget
 from e5kit.options import positive_int
 
 MODES_CPU = ("fp32", "bf16", "int8", "ov-fp32", "ov-bf16", "ov-int8", "ov-int8w")
@@ -277,13 +277,13 @@ def _make_runners(path: Path, s: EncodeBenchSettings, dev: torch.device, max_len
                   tmp: Path) -> tuple[list[Runner], list[dict[str, str]]]:
     """ST torch first (the reference), then the other ST backends and e5kit modes; those that cannot run
     here are returned as {"name", "reason"} instead of failing the whole run."""
-    from e5kit.bench.st_backends import StBackendMissing, resolve_st_python
+    from e5kit.bench.st_backends import HERE, StBackendMissing, resolve_st_python
 
     python = resolve_st_python(s.st_python)
     # On CPU the reference runs as a user runs it, in a process of its own (this Python, so e5kit's transformers):
     # the heap and caches of the e5kit models loaded here neither slow nor speed it (in one process it ran 29.8 or
     # 33.3 texts/s depending on how many rows shared the process). --st-python here keeps it in this process.
-    ref_python = Path(sys.executable) if dev.type == "cpu" and str(s.st_python) != "here" else None
+    ref_python = Path(sys.executable) if dev.type == "cpu" and str(s.st_python) != HERE else None
     runners = [st_runner(path, dev, s.st_batch, max_len, work_dir=tmp, python=ref_python)]
     skipped: list[dict[str, str]] = []
     backends = s.st_backends if s.st_backends is not None else (ST_BACKENDS_CPU if dev.type == "cpu" else ())
@@ -372,7 +372,7 @@ def run_encode_bench(settings: EncodeBenchSettings, *, log: Callable[[str], None
     threads = configure_threads()
     peaks = {str(dt).split(".")[-1]: matmul_peak(dt, dev) for dt in (torch.float32, torch.bfloat16, torch.float16)}
     cpu = cpu_info()
-    budget = s.batch_tokens or default_max_tokens(dev.type)
+    budget = batch_budget(dev.type, s.batch_tokens, name="batch_tokens")
     log(f"device {dev}, torch threads {threads}; CPU {cpu_line(cpu)}; matmul peak GFLOP/s: "
         + ", ".join(f"{k} {v / 1e9:,.0f}" for k, v in peaks.items() if v == v)
         + f"; e5kit batches <= {budget} padded tokens, sentence-transformers {s.st_batch} texts")

@@ -24,6 +24,7 @@ from e5kit.bench import st_worker
 StBackendMissing = st_worker.BackendMissing
 ST_ENV = Path(".venv-st")  # what `make st-env` builds, relative to the project root
 ST_PYTHON_VAR = "E5KIT_ST_PYTHON"
+HERE = "here"  # --st-python here: every sentence-transformers row in the bench's own process
 
 
 def _calibration(backend: str) -> tuple[str, ...]:
@@ -51,7 +52,7 @@ def resolve_st_python(value: str | Path | None) -> Path | None:
         if value is None:
             default = ST_ENV / "bin" / "python"
             return default.absolute() if default.is_file() else None
-    if str(value) == "here":
+    if str(value) == HERE:
         return None
     path = Path(value).expanduser()
     if not path.is_file() or not os.access(path, os.X_OK):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from e5kit.encode.batching import DEFAULT_BUDGETS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -35,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32,
                    help="sentence-transformers batch size (its default, 32)")
     p.add_argument("--batch-tokens", type=int, default=None,
-                   help="e5kit's padded-token budget per batch (default: e5kit's own, 4096 on CPU, 16384 on GPU)")
+                   help=f"e5kit's padded-token budget per batch (default: e5kit's own, {DEFAULT_BUDGETS})")
     p.add_argument("--quality", action="store_true", help="also SciFact nDCG@10 / STSB Spearman per mode")
     p.add_argument("--quality-docs", type=int, default=None,
                    help="SciFact sub-corpus size for --quality: all judged docs + a seeded sample (default: all)")

@@ -7,6 +7,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from e5kit.encode.batching import DEFAULT_BUDGETS
+
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """--model, --device, --precision, --batch-tokens, --max-length."""
@@ -18,7 +20,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="fp32 (default, exact), bf16, fp16 (GPU), int8, ov-fp32 / ov-bf16 / ov-int8 / ov-int8w "
                         "(OpenVINO, CPU), auto; docs/precision.md")
     g.add_argument("--batch-tokens", type=int, default=None, metavar="N",
-                   help="token budget per batch (padded tokens; default 4096 on CPU, 16384 on GPU)")
+                   help=f"token budget per batch (padded tokens; default {DEFAULT_BUDGETS})")
     g.add_argument("--max-length", type=int, default=None, metavar="T",
                    help="truncate inputs to T tokens (default: the checkpoint's limit)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")

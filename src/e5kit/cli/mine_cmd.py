@@ -6,6 +6,7 @@ import argparse
 
 from e5kit.cli import common
 from e5kit.cli.common import add_model_args, model_kwargs, progress_flag
+from e5kit.encode.batching import DEFAULT_BUDGETS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="auto = bf16 where the hardware is fast at it, else fp32")
     t.add_argument("--teacher-max-length", type=int, default=512, help="tokens per (query, passage) input (512)")
     t.add_argument("--teacher-batch-tokens", type=int, default=None,
-                   help="padded tokens per teacher batch (default: 4096 on CPU, 16384 on GPU)")
+                   help=f"padded tokens per teacher batch (default: {DEFAULT_BUDGETS})")
     o = p.add_argument_group("output")
     o.add_argument("--format", choices=("jsonl.gz", "parquet"), default="jsonl.gz", help="shard format")
     o.add_argument("--shard", default=None, metavar="I/N", help="mine only part I of N (0-based) of the pairs")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from e5kit.encode.batching import DEFAULT_BUDGETS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from e5kit.serve.config import TOKEN_ID_MODES
@@ -31,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--auto-truncate", action="store_true",
                    help="cut over-long inputs by default instead of answering 413")
     p.add_argument("--max-batch-tokens", type=int, default=None,
-                   help="padded tokens per model batch (default: 4096 on CPU, 16384 on GPU)")
+                   help=f"padded tokens per model batch (default: {DEFAULT_BUDGETS})")
     p.add_argument("--max-batch-size", type=int, default=256, help="inputs per model batch")
     p.add_argument("--max-request-inputs", type=int, default=2048)
     p.add_argument("--max-request-tokens", type=int, default=262144)

@@ -52,13 +52,13 @@ class CrossEncoderTeacher:
     def __init__(self, name: str, settings: TeacherSettings | None = None) -> None:
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-        from e5kit.encode.batching import default_max_tokens
+        from e5kit.encode.batching import batch_budget
         from e5kit.encode.precision import resolve_device
 
         self.name, self.settings = str(name), settings or TeacherSettings()
         s = self.settings
         self.device = resolve_device(s.device)
-        self.batch_tokens = s.batch_tokens or default_max_tokens(self.device.type)
+        self.batch_tokens = batch_budget(self.device.type, s.batch_tokens, name="batch_tokens")
         if s.max_length < 8 or self.batch_tokens < s.max_length:
             raise ValueError(f"teacher max_length must be >= 8 and batch_tokens >= max_length, got "
                              f"{s.max_length} and {self.batch_tokens}")

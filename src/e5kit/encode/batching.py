@@ -19,11 +19,17 @@ DEFAULT_MAX_TOKENS = 16384  # GPUs: big batches keep the device busy
 # Xeon with AMX (all-MiniLM-L6-v2 @256, bf16): 117 -> 149 texts/s, peak RSS 734 -> 611 MB (docs/bench-encode.md).
 DEFAULT_MAX_TOKENS_CPU = 4096
 DEFAULT_MAX_BATCH = 512
+DEFAULT_BUDGETS = f"{DEFAULT_MAX_TOKENS_CPU} on CPU, {DEFAULT_MAX_TOKENS} on GPU"  # for help texts
 
 
 def default_max_tokens(device_type: str) -> int:
     """The padded-token budget per batch that e5kit uses on this kind of device when none is given."""
     return DEFAULT_MAX_TOKENS_CPU if device_type == "cpu" else DEFAULT_MAX_TOKENS
+
+
+def batch_budget(device_type: str, given: int | None = None, *, name: str = "max_tokens_per_batch") -> int:
+    """The budget in force: `given` checked as a positive int, or this device's default when None."""
+    return default_max_tokens(device_type) if given is None else positive_int(name, given)
 
 
 @dataclass(frozen=True)

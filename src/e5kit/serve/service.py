@@ -19,7 +19,7 @@ import numpy as np
 from starlette.requests import Request
 
 from e5kit import __version__
-from e5kit.encode.batching import default_max_tokens
+from e5kit.encode.batching import batch_budget
 from e5kit.serve.batcher import DynamicBatcher, QueueFullError, ShuttingDownError
 from e5kit.serve.config import ServeConfig
 from e5kit.serve.inputs import Inputs
@@ -62,7 +62,7 @@ class EmbeddingService:
         self.name = name
         self.tokens = RequestTokenizer(model)
         self.created = int(time.time())
-        budget = config.max_batch_tokens or default_max_tokens(getattr(model, "device_type", "cpu"))
+        budget = batch_budget(getattr(model, "device_type", "cpu"), config.max_batch_tokens, name="max_batch_tokens")
         self.batcher = DynamicBatcher(model, model.dim, max_batch_tokens=budget,
                                       max_batch_size=config.max_batch_size,
                                       max_queue_tokens=config.max_queue_tokens,
