@@ -60,6 +60,12 @@ def _check_prompts(prompts: Any) -> Mapping[str, str] | None:
     return prompts
 
 
+def _attention(encoder: Any) -> str:
+    """The attention an encoder runs ('native-amx', 'sdpa', ...); compiled backends (OpenVINO) bring their own."""
+    which = getattr(encoder, "attention", None)
+    return which() if callable(which) else str(getattr(encoder, "backend", "unknown"))
+
+
 class E5:
     """An E5-style text encoder: BERT-family model, mean pooling, L2 norm, role prefixes.
 
@@ -141,7 +147,7 @@ class E5:
             "precision": self.precision, "device": str(self.device), "prompts": self.prompts,
             "prompt_source": self.policy.source, "pooling": self.checkpoint.pooling,
             "architecture": self.checkpoint.architecture, "model_type": self.checkpoint.model_type,
-            "backend": self.engine.encoder.backend,
+            "backend": self.engine.encoder.backend, "attention": _attention(self.engine.encoder),
             **memory_estimate(self.engine.encoder, self.engine.batcher.max_tokens),
         }
 

@@ -246,3 +246,14 @@ def test_every_default_cpu_mode_makes_a_runner(tiny_bert):
         r = B.e5kit_runner(tiny_bert, mode, torch.device("cpu"), 256, 64)
         assert r.encode(["passage: water"]).shape[0] == 1
         assert (r.dtype == torch.int8) is ("int8" in mode), mode
+
+
+def test_native_attention_line_says_on_or_why_not():
+    from e5kit.model import native_attention
+
+    assert B.native_attention_line(torch.device("cuda")).startswith("off: cuda")
+    line = B.native_attention_line(torch.device("cpu"))
+    reason = native_attention.status()
+    assert line.startswith("on (bf16") if reason is None else line == f"off: {reason}"
+    md = R.result_markdown({"device": "cpu", "threads": 2, "native_attention": line, "sizes": {}})
+    assert f"native attention kernel: {line}" in md

@@ -373,10 +373,12 @@ def run_encode_bench(settings: EncodeBenchSettings, *, log: Callable[[str], None
     peaks = {str(dt).split(".")[-1]: matmul_peak(dt, dev) for dt in (torch.float32, torch.bfloat16, torch.float16)}
     cpu = cpu_info()
     budget = batch_budget(dev.type, s.batch_tokens, name="batch_tokens")
-    log(f"device {dev}, torch threads {threads}; CPU {cpu_line(cpu)}; matmul peak GFLOP/s: "
+    native = native_attention_line(dev)
+    log(f"device {dev}, torch threads {threads}; CPU {cpu_line(cpu)}; native attention: {native}; matmul peak GFLOP/s: "
         + ", ".join(f"{k} {v / 1e9:,.0f}" for k, v in peaks.items() if v == v)
         + f"; e5kit batches <= {budget} padded tokens, sentence-transformers {s.st_batch} texts")
-    result: dict[str, Any] = {"device": str(dev), "threads": threads, "cpu": cpu, "peaks": peaks,
+    result: dict[str, Any] = {"device": str(dev), "threads": threads, "cpu": cpu, "native_attention": native,
+                              "peaks": peaks,
                               "e5kit_batch_tokens": budget, "st_batch": s.st_batch,
                               "modes": list(s.modes or default_modes(dev)[0]),
                               "reps": s.reps, "sizes": {}}
@@ -385,6 +387,17 @@ def run_encode_bench(settings: EncodeBenchSettings, *, log: Callable[[str], None
         result["sizes"][size] = _bench_size(size, s, dev, peaks, tmp, log)
         gc.collect()
     return result
+
+
+def native_attention_line(dev: torch.device) -> str:
+    """'on (bf16 on AMX)' or 'off: <why>': whether e5kit's bf16 rows use its own attention kernel here."""
+    from e5kit.model import native_attention
+
+    if dev.type != "cpu":
+        return f"off: {dev.type} runs torch's SDPA"
+    reason = native_attention.status()
+    return "on (bf16, head sizes " + ", ".join(map(str, native_attention.HEAD_DIMS)) + ")" if reason is None \
+        else f"off: {reason}"
 
 
 def _lengths(path: Path, texts: list[str], max_len: int) -> list[int]:

@@ -51,21 +51,13 @@ CPU_FLAGS = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni")
 
 def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
     """CPU model name and the matrix-unit flags that decide which modes are fast (Linux /proc/cpuinfo)."""
-    import platform
+    from e5kit.hardware import cpu, parse_cpuinfo
 
     if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as fh:
-                cpuinfo = fh.read()
-        except OSError:
-            cpuinfo = ""
-    model, flags = platform.processor() or "unknown", set()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and model in ("unknown", "", "x86_64"):
-            model = value.strip()
-        elif key.strip() == "flags" and not flags:
-            flags = set(value.split())
+        model, flags = cpu()
+    else:
+        model, flags = parse_cpuinfo(cpuinfo)
+        model = model or "unknown"
     return {"model": model, "flags": {f: f in flags for f in CPU_FLAGS}}
 
 

@@ -43,6 +43,8 @@ def result_markdown(result: dict[str, Any]) -> str:
         from e5kit.bench.measure import cpu_line
 
         md.append(f"\nCPU: {cpu_line(result['cpu'])}")
+    if "native_attention" in result:
+        md.append(f"\ne5kit's native attention kernel: {result['native_attention']}")
     for size, entry in result["sizes"].items():
         md += [f"\n## {size}: {entry['texts']} texts, max length {entry['max_length']}\n", entry["table"]]
         if "st_reference_env" in entry:

@@ -163,6 +163,17 @@ class TransformerEncoder:
         self.int8 = int8
         self.runner.eval()
 
+    def attention(self) -> str:
+        """Which attention runs: 'native-amx' (e5kit's kernel: packed bf16 on AMX CPUs), 'sdpa-jagged', 'sdpa'."""
+        from e5kit.model import native_attention
+
+        if self.backend == "jagged":
+            return "sdpa-jagged"
+        head_dim = self.model.config.hidden_size // self.model.config.num_attention_heads
+        if self.backend == "packed" and not self.int8 and native_attention.usable(head_dim, self.dtype, self.device):
+            return "native-amx"
+        return "sdpa"
+
     def pad(self, ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T) input ids and attention mask, padded on the right to the longest in the batch."""
         width = max(len(x) for x in ids)

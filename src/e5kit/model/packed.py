@@ -10,6 +10,9 @@ in one of two ways:
 - ``jagged``: nested (jagged) tensors, so SDPA runs variable-length kernels (flash / memory-
   efficient on CUDA) with no padding at all.
 
+On CPUs with AMX, bf16 ``padded`` attention runs on e5kit's own variable-length kernel instead (no padding
+either; model/native_attention.py), where it builds and passes its check.
+
 The weights are the checkpoint's own (Q, K and V fused into one matmul); in fp32 the result equals
 the Hugging Face model up to summation order (max |diff| ~1e-6). RoBERTa-style encoders (XLM-R, so
 multilingual-e5) have the same layers; only their position ids differ: padding_idx + 1 + position,
@@ -24,6 +27,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from e5kit.model import native_attention
 
 ATTENTION_MODES = ("padded", "jagged")
 # model_type -> whether positions are offset RoBERTa-style (padding_idx + 1 + non-padding count)
@@ -158,6 +163,8 @@ class _PackedLayer(torch.nn.Module):
     def attend(self, qkv: torch.Tensor, batch: PackedBatch, mode: str) -> torch.Tensor:
         """Self-attention of packed (N, 3H) projections -> (N, H)."""
         n, h, d = qkv.shape[0], self.heads, self.head_dim
+        if mode == "padded" and not qkv.requires_grad and native_attention.usable(d, qkv.dtype, qkv.device):
+            return native_attention.attention(qkv, batch.offsets, h)  # packed rows in and out: no padding at all
         if mode == "jagged":
             parts = [p.contiguous() for p in qkv.view(n, 3, h, d).unbind(1)]  # 3 x (N, h, d)
             with warnings.catch_warnings():  # "nested tensors are a prototype" on every CPU call
