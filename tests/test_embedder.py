@@ -141,16 +141,20 @@ def test_info_and_repr(e5):
     assert info["dim"] == e5.dim and info["prompts"] == e5.prompts and info["precision"] == "fp32"
     assert "e5-small-unsupervised" in repr(e5)
     assert len(e5.fingerprint) == 64
-    assert info["attention"] == "sdpa"  # fp32 never runs the native bf16 kernel
+    assert info["attention"] == "sdpa"  # head size 8: no kernel takes it
 
 
 def test_info_says_which_attention_runs(tmp_path):
+    import torch
+
     from e5kit.model import native_attention
     from tests.conftest import make_tiny_bert
 
     path = make_tiny_bert(tmp_path, hidden=128)  # 4 heads of 32: a head size the native kernel takes
     m = E5(path, precision="bf16", device="cpu")
-    assert m.info()["attention"] == ("native-amx" if native_attention.status() is None else "sdpa")
+    assert m.info()["attention"] == ("native" if native_attention.status(torch.bfloat16) is None else "sdpa")
+    fp32 = E5(path, precision="fp32", device="cpu")
+    assert fp32.info()["attention"] == ("native" if native_attention.status(torch.float32) is None else "sdpa")
     from e5kit.model.encoder import TransformerEncoder
 
     enc = m.engine.encoder

@@ -61,7 +61,7 @@ def _check_prompts(prompts: Any) -> Mapping[str, str] | None:
 
 
 def _attention(encoder: Any) -> str:
-    """The attention an encoder runs ('native-amx', 'sdpa', ...); compiled backends (OpenVINO) bring their own."""
+    """The attention an encoder runs ('native', 'sdpa', ...); compiled backends (OpenVINO) bring their own."""
     which = getattr(encoder, "attention", None)
     return which() if callable(which) else str(getattr(encoder, "backend", "unknown"))
 

@@ -253,7 +253,8 @@ def test_native_attention_line_says_on_or_why_not():
 
     assert B.native_attention_line(torch.device("cuda")).startswith("off: cuda")
     line = B.native_attention_line(torch.device("cpu"))
-    reason = native_attention.status()
-    assert line.startswith("on (bf16") if reason is None else line == f"off: {reason}"
+    for dtype, name in ((torch.bfloat16, "bfloat16"), (torch.float32, "float32")):
+        reason = native_attention.status(dtype)
+        assert (f"{name} on" if reason is None else f"{name} off ({reason})") in line
     md = R.result_markdown({"device": "cpu", "threads": 2, "native_attention": line, "sizes": {}})
     assert f"native attention kernel: {line}" in md

@@ -1,4 +1,4 @@
-"""e5kit's AMX bf16 attention kernel: right where it runs, refused clearly where it cannot, never half-built."""
+"""e5kit's own attention kernels: right where they run, refused clearly where they cannot, never half-built."""
 
 from __future__ import annotations
 
@@ -8,68 +8,88 @@ import torch
 from e5kit.model import native_attention as na
 from tests.conftest import make_tiny_bert
 
-AVAILABLE = na.status()  # None, or why the kernel is off on this machine (builds it once if it can)
-needs_kernel = pytest.mark.skipif(AVAILABLE is not None, reason=f"native attention off here: {AVAILABLE}")
+DTYPES = (torch.bfloat16, torch.float32)
+REASONS = {dtype: na.status(dtype) for dtype in DTYPES}  # None, or why that kernel is off here (builds it once)
+# the bar for each kernel, relative to how far torch's own SDPA in that dtype lands from float64 attention
+SLACK = {torch.bfloat16: (1.5, 1e-2), torch.float32: (2.0, 2e-6)}
 
 
-def _qkv(lengths: list[int], heads: int, d: int, seed: int = 0,
+def needs(dtype: torch.dtype):
+    return pytest.mark.skipif(REASONS[dtype] is not None, reason=f"native {dtype} attention off here: {REASONS[dtype]}")
+
+
+def each_dtype(test):
+    return pytest.mark.parametrize("dtype", [pytest.param(d, marks=needs(d), id=str(d)[6:]) for d in DTYPES])(test)
+
+
+def _qkv(lengths: list[int], heads: int, d: int, dtype: torch.dtype = torch.bfloat16, seed: int = 0,
          scale: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     offsets = torch.zeros(len(lengths) + 1, dtype=torch.int64)
     offsets[1:] = torch.cumsum(torch.tensor(lengths), 0)
-    qkv = (torch.randn(int(offsets[-1]), 3 * heads * d, generator=gen) * scale).bfloat16()
+    qkv = (torch.randn(int(offsets[-1]), 3 * heads * d, generator=gen) * scale).to(dtype)
     return qkv, offsets
 
 
-def _sdpa_bf16_error(qkv: torch.Tensor, offsets: torch.Tensor, heads: int, want: torch.Tensor) -> float:
-    """How far torch's own bf16 SDPA lands from the fp32 reference: the bar the kernel must meet."""
+def _per_text(qkv: torch.Tensor, offsets: torch.Tensor, heads: int) -> torch.Tensor:
+    """Torch's SDPA text by text, in qkv's dtype."""
     d = qkv.shape[1] // (3 * heads)
-    worst = 0.0
+    parts = []
     for start, end in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True):
         q, k, v = qkv[start:end].view(end - start, 3, heads, d).permute(1, 2, 0, 3).unbind(0)
-        got = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(0, 1).reshape(end - start, -1)
-        worst = max(worst, (got.float() - want[start:end]).abs().max().item())
-    return worst
+        parts.append(torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(0, 1).reshape(end - start, -1))
+    return torch.cat(parts)
 
 
-@needs_kernel
+def _errors(qkv: torch.Tensor, offsets: torch.Tensor, heads: int, got: torch.Tensor) -> tuple[float, float]:
+    """Max |diff| to float64 attention of the same inputs: of `got`, and of torch's own SDPA in qkv's dtype."""
+    want = _per_text(qkv.double(), offsets, heads)
+    torch_err = (_per_text(qkv, offsets, heads).double() - want).abs().max().item()
+    return (got.double() - want).abs().max().item(), torch_err
+
+
+@each_dtype
 @pytest.mark.parametrize("d", na.HEAD_DIMS)
 @pytest.mark.parametrize("lengths", [[1], [16], [31, 32, 33], [256] * 3 + [250, 200, 17, 2], [512, 77]])
-def test_matches_torch_attention_as_closely_as_torch_bf16(d, lengths):
+def test_matches_torch_attention_as_closely_as_torch_does(dtype, d, lengths):
     heads = 12 if d == 32 else 6
-    qkv, offsets = _qkv(lengths, heads, d, seed=len(lengths) + d)
+    qkv, offsets = _qkv(lengths, heads, d, dtype, seed=len(lengths) + d)
     want = na.reference(qkv, offsets, heads)
-    got = na.attention(qkv, offsets, heads).float()
-    assert got.shape == want.shape and torch.isfinite(got).all()
-    err = (got - want).abs().max().item()
-    assert err <= max(1.5 * _sdpa_bf16_error(qkv, offsets, heads, want), 1e-2), err
-    cos = torch.nn.functional.cosine_similarity(got, want, dim=1)
+    got = na.attention(qkv, offsets, heads)
+    assert got.dtype == dtype and got.shape == want.shape and torch.isfinite(got).all()
+    err, torch_err = _errors(qkv, offsets, heads, got)
+    factor, floor = SLACK[dtype]
+    assert err <= max(factor * torch_err, floor), (err, torch_err)
+    if dtype == torch.float32:  # the fp32 mode's contract, on inputs of unit scale: max |diff| <= 1e-5
+        unit, _ = _qkv(lengths, heads, d, dtype, seed=len(lengths) + d, scale=1.0)
+        assert _errors(unit, offsets, heads, na.attention(unit, offsets, heads))[0] <= 1e-5
+    cos = torch.nn.functional.cosine_similarity(got.float(), want, dim=1)
     assert cos.min().item() > 0.9999
 
 
-@needs_kernel
-def test_extreme_scores_stay_finite_and_pick_the_right_key():
+@each_dtype
+def test_extreme_scores_stay_finite_and_pick_the_right_key(dtype):
     # Scores thousands apart: exp underflows to 0 for all but the best key, never to NaN or garbage
     heads, d = 2, 32
-    qkv, offsets = _qkv([40], heads, d, scale=30.0)
+    qkv, offsets = _qkv([40], heads, d, dtype, scale=30.0)
     got = na.attention(qkv, offsets, heads).float()
     want = na.reference(qkv, offsets, heads)
     assert torch.isfinite(got).all()
     assert torch.nn.functional.cosine_similarity(got, want, dim=1).min().item() > 0.999
 
 
-@needs_kernel
-def test_long_text_and_many_texts():
+@each_dtype
+def test_long_text_and_many_texts(dtype):
     heads, d = 4, 64
-    qkv, offsets = _qkv([2048, 1, 3, 700], heads, d)
+    qkv, offsets = _qkv([2048, 1, 3, 700], heads, d, dtype)
     got = na.attention(qkv, offsets, heads).float()
     want = na.reference(qkv, offsets, heads)
     assert torch.nn.functional.cosine_similarity(got, want, dim=1).min().item() > 0.9999
 
 
-@needs_kernel
-def test_same_answer_at_any_thread_count():
-    qkv, offsets = _qkv([100, 64, 3], 12, 32)
+@each_dtype
+def test_same_answer_at_any_thread_count(dtype):
+    qkv, offsets = _qkv([100, 64, 3], 12, 32, dtype)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -81,15 +101,19 @@ def test_same_answer_at_any_thread_count():
     assert torch.equal(one, many)  # each (text, head) is computed by one thread, the same way
 
 
-@needs_kernel
+@needs(torch.bfloat16)
 @pytest.mark.parametrize("bad, message", [
-    (lambda q, o: (q.float(), o, 12), "bf16 CPU"),
+    (lambda q, o: (q.half(), o, 12), "bf16 or fp32 CPU"),
+    (lambda q, o: ("not a tensor", o, 12), "got str"),
     (lambda q, o: (q[:, :-1], o, 12), "not 3 x heads"),
     (lambda q, o: (q, o, 0), "not 3 x heads"),
+    (lambda q, o: (q, o, 12.0), "not 3 x heads"),
     (lambda q, o: (q, o.int(), 12), "int64"),
+    (lambda q, o: (q, o.tolist(), 12), "int64"),
     (lambda q, o: (q, o[:1], 12), "at least two"),
     (lambda q, o: (q, o + 1, 12), "from 0"),
     (lambda q, o: (q, torch.tensor([0, 5, 5, q.shape[0]]), 12), "at least one token"),
+    (lambda q, o: (q, torch.tensor([0, 9, 5, q.shape[0]]), 12), "at least one token"),
     (lambda q, o: (q.view(2, -1, q.shape[1]), o, 12), "2-D"),
 ])
 def test_malformed_input_is_refused(bad, message):
@@ -98,22 +122,22 @@ def test_malformed_input_is_refused(bad, message):
         na.attention(*bad(qkv, offsets))
 
 
-@needs_kernel
-def test_unsupported_head_size_is_refused_not_guessed():
-    qkv, offsets = _qkv([5], 2, 48)
-    assert not na.usable(48, torch.bfloat16, torch.device("cpu"))
+@each_dtype
+def test_unsupported_head_size_is_refused_not_guessed(dtype):
+    qkv, offsets = _qkv([5], 2, 48, dtype)
+    assert not na.usable(48, dtype, torch.device("cpu"))
     with pytest.raises(ValueError, match="head size 48"):
         na.attention(qkv, offsets, 2)
 
 
-@needs_kernel
-def test_packed_bert_uses_it_and_agrees_with_sdpa(tmp_path, monkeypatch):
+@each_dtype
+def test_packed_bert_uses_it_and_agrees_with_sdpa(dtype, tmp_path, monkeypatch):
+    from transformers import BertModel
+
     from e5kit.model.packed import PackedBatch, PackedBert
 
     path = make_tiny_bert(tmp_path, hidden=128, layers=2, max_positions=128)  # 4 heads of 32
-    from transformers import BertModel
-
-    model = BertModel.from_pretrained(path).to(torch.bfloat16).eval()
+    model = BertModel.from_pretrained(path).to(dtype).eval()
     runner = PackedBert(model)
     ids = [list(range(5, 5 + n)) for n in (60, 33, 7, 1)]
     calls = []
@@ -125,60 +149,80 @@ def test_packed_bert_uses_it_and_agrees_with_sdpa(tmp_path, monkeypatch):
         monkeypatch.setattr(na, "usable", lambda *a: False)
         sdpa = runner(PackedBatch(ids, torch.device("cpu"))).float()
     assert len(calls) == 2
+    if dtype == torch.float32:
+        assert (native - sdpa).abs().max().item() <= 1e-5
     assert torch.nn.functional.cosine_similarity(native, sdpa, dim=1).min().item() > 0.999
 
 
 def test_reasons_name_what_is_missing(monkeypatch):
     monkeypatch.delenv(na.ENV_SWITCH, raising=False)
-    assert "lacks amx_bf16, amx_tile" in na.unsupported_reason(frozenset({"avx512f", "avx512bw", "avx512_bf16"}),
-                                                               "x86_64")
-    assert "x86-64" in na.unsupported_reason(frozenset(na.REQUIRED_FLAGS), "aarch64")
+    some = frozenset({"avx512f", "avx512bw", "avx512_bf16", "avx512dq"})
+    assert "lacks amx_bf16, amx_tile" in na.unsupported_reason(torch.bfloat16, some, "x86_64")
+    assert na.unsupported_reason(torch.float32, some, "x86_64") is None  # fp32 needs no AMX
+    assert "lacks avx512f, avx512dq" in na.unsupported_reason(torch.float32, frozenset({"avx2"}), "x86_64")
+    assert "x86-64" in na.unsupported_reason(torch.float32, some, "aarch64")
+    assert "no kernel" in na.unsupported_reason(torch.float16, some, "x86_64")
     monkeypatch.setenv(na.ENV_SWITCH, "0")
-    assert "turned off" in na.unsupported_reason(frozenset(na.REQUIRED_FLAGS), "x86_64")
+    assert "turned off" in na.unsupported_reason(torch.float32, some, "x86_64")
 
 
 def test_switched_off_means_torch_serves(monkeypatch):
     monkeypatch.setenv(na.ENV_SWITCH, "off")
     monkeypatch.setattr(na, "_state", {})
-    assert "turned off" in na.status()
-    assert not na.usable(32, torch.bfloat16, torch.device("cpu"))
+    for dtype in DTYPES:
+        assert "turned off" in na.status(dtype)
+        assert not na.usable(32, dtype, torch.device("cpu"))
     qkv, offsets = _qkv([3], 12, 32)
     with pytest.raises(RuntimeError, match="not available: turned off"):
         na.attention(qkv, offsets, 12)
 
 
 def test_never_on_other_dtypes_or_devices():
-    assert not na.usable(32, torch.float32, torch.device("cpu"))
+    assert not na.usable(32, torch.float16, torch.device("cpu"))
     assert not na.usable(32, torch.bfloat16, torch.device("meta"))
+    assert "no kernel" in na.status(torch.float16)
 
 
 def test_a_failed_build_leaves_it_off_and_nothing_half_written(monkeypatch, tmp_path):
     monkeypatch.setattr(na, "_state", {})
-    monkeypatch.setattr(na, "unsupported_reason", lambda: None)
+    monkeypatch.setattr(na, "unsupported_reason", lambda dtype: None)
     monkeypatch.setenv(na.CACHE_ENV, str(tmp_path))
     fake = tmp_path / "fake-cxx"
     fake.write_text("#!/bin/sh\necho 'fake compiler 1.0'\n[ \"$1\" = --version ] && exit 0\necho broken >&2\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setattr(na, "_compiler", lambda: str(fake))
-    reason = na.status()
-    assert reason.startswith("building or loading it failed") and "broken" in reason
+    for dtype in DTYPES:
+        reason = na.status(dtype)
+        assert reason.startswith("building or loading it failed") and "broken" in reason
     assert list((tmp_path / "kernels").iterdir()) == []  # no temporary file, no partial library left behind
+
+
+def test_an_unwritable_cache_is_a_reason_not_a_crash(monkeypatch, tmp_path):
+    monkeypatch.setattr(na, "_state", {})
+    monkeypatch.setattr(na, "unsupported_reason", lambda dtype: None)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(na.CACHE_ENV, str(blocker))
+    assert na.status(torch.float32).startswith("building or loading it failed")
 
 
 def test_no_compiler_is_a_reason(monkeypatch):
     monkeypatch.setattr(na, "_state", {})
-    monkeypatch.setattr(na, "unsupported_reason", lambda: None)
+    monkeypatch.setattr(na, "unsupported_reason", lambda dtype: None)
     monkeypatch.setattr(na, "_compiler", lambda: None)
-    assert "no C++ compiler" in na.status()
+    assert "no C++ compiler" in na.status(torch.float32)
 
 
-@needs_kernel
-def test_a_kernel_that_disagrees_is_not_used(monkeypatch):
+@each_dtype
+def test_a_kernel_that_disagrees_is_not_used(dtype, monkeypatch):
     monkeypatch.setattr(na, "_state", {})
     real = na._call
-    monkeypatch.setattr(na, "_call", lambda lib, qkv, off, heads: real(lib, qkv, off, heads) * 1.1)
-    assert "self-check failed" in na.status()
-    assert not na.usable(32, torch.bfloat16, torch.device("cpu"))
+    monkeypatch.setattr(na, "_call", lambda lib, qkv, off, heads: real(lib, qkv, off, heads) * (
+        1.1 if qkv.dtype == dtype else 1.0))
+    assert "self-check failed" in na.status(dtype)
+    assert not na.usable(32, dtype, torch.device("cpu"))
+    other = torch.float32 if dtype == torch.bfloat16 else torch.bfloat16
+    assert na.status(other) == REASONS[other]  # the other path is judged on its own
 
 
 def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):

@@ -390,14 +390,16 @@ def run_encode_bench(settings: EncodeBenchSettings, *, log: Callable[[str], None
 
 
 def native_attention_line(dev: torch.device) -> str:
-    """'on (bf16 on AMX)' or 'off: <why>': whether e5kit's bf16 rows use its own attention kernel here."""
+    """'bf16 on, fp32 on (head sizes 32, 64)' or with 'off: <why>': whether e5kit's own kernels run here."""
     from e5kit.model import native_attention
 
     if dev.type != "cpu":
         return f"off: {dev.type} runs torch's SDPA"
-    reason = native_attention.status()
-    return "on (bf16, head sizes " + ", ".join(map(str, native_attention.HEAD_DIMS)) + ")" if reason is None \
-        else f"off: {reason}"
+    parts = []
+    for dtype in (torch.bfloat16, torch.float32):
+        reason = native_attention.status(dtype)
+        parts.append(f"{str(dtype).removeprefix('torch.')} " + ("on" if reason is None else f"off ({reason})"))
+    return "; ".join(parts) + " (head sizes " + ", ".join(map(str, native_attention.HEAD_DIMS)) + ")"
 
 
 def _lengths(path: Path, texts: list[str], max_len: int) -> list[int]:

@@ -164,14 +164,14 @@ class TransformerEncoder:
         self.runner.eval()
 
     def attention(self) -> str:
-        """Which attention runs: 'native-amx' (e5kit's kernel: packed bf16 on AMX CPUs), 'sdpa-jagged', 'sdpa'."""
+        """Which attention runs: 'native' (e5kit's kernel: bf16 on AMX, fp32 on AVX-512), 'sdpa-jagged' or 'sdpa'."""
         from e5kit.model import native_attention
 
         if self.backend == "jagged":
             return "sdpa-jagged"
         head_dim = self.model.config.hidden_size // self.model.config.num_attention_heads
-        if self.backend == "packed" and not self.int8 and native_attention.usable(head_dim, self.dtype, self.device):
-            return "native-amx"
+        if self.backend == "packed" and native_attention.usable(head_dim, self.dtype, self.device):
+            return "native"
         return "sdpa"
 
     def pad(self, ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,8 +10,8 @@ in one of two ways:
 - ``jagged``: nested (jagged) tensors, so SDPA runs variable-length kernels (flash / memory-
   efficient on CUDA) with no padding at all.
 
-On CPUs with AMX, bf16 ``padded`` attention runs on e5kit's own variable-length kernel instead (no padding
-either; model/native_attention.py), where it builds and passes its check.
+On x86-64 CPUs ``padded`` attention runs on e5kit's own variable-length kernels instead (no padding either;
+model/native_attention.py): bf16 where the CPU has AMX, fp32 where it has AVX-512, once built and checked.
 
 The weights are the checkpoint's own (Q, K and V fused into one matmul); in fp32 the result equals
 the Hugging Face model up to summation order (max |diff| ~1e-6). RoBERTa-style encoders (XLM-R, so

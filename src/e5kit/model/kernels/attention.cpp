@@ -1,17 +1,20 @@
-// Variable-length bf16 self-attention for packed BERT rows on CPUs with AMX (amx_bf16) and AVX-512 BF16.
+// Variable-length self-attention for packed BERT rows on x86-64 CPUs: bf16 on AMX tiles, fp32 on AVX-512 FMA.
 //
 // Why: with head size 32 (all-MiniLM-L6-v2, e5-small) torch's CPU flash kernel spends most of its time in the
 // online softmax; attention took a third of a bf16 forward for a tenth of its FLOPs. Here every text's scores fit
-// in a small buffer (16 queries x its length), so the softmax needs no rescaling passes, and there is no padding:
-// texts are read straight from the packed (N, 3H) QKV rows and written to packed (N, H) rows.
+// in a small buffer (a block of queries x its length), so the softmax needs no rescaling passes, and there is no
+// padding: texts are read straight from the packed (N, 3H) QKV rows and written to packed (N, H) rows.
 //
-// Per (text, head): K is repacked into AMX's pair layout (K^T), V into pairs of keys; then for each block of 16
-// queries: scores = Q K^T on AMX tiles (fp32), exact row max, exp (exp2_nonpositive below), probabilities
-// rounded to bf16 as torch's kernel does,
-// P V on AMX tiles, divided by the fp32 row sum. Head sizes 32 and 64.
+// bf16 (needs amx_bf16, amx_tile, avx512_bf16): per (text, head), K is repacked into AMX's pair layout (K^T), V
+// into pairs of keys; then for each 32 queries: scores = Q K^T on AMX tiles (fp32), exact row max, exp
+// (exp2_nonpositive below), probabilities rounded to bf16 as torch's kernel does, P V on AMX tiles, divided by
+// the fp32 row sum.
+// fp32 (needs avx512f, avx512dq): the same steps with FMA on register blocks of queries, fp32 probabilities and
+// a degree-5 exp, so results differ from torch's only in summation order (~1e-6).
+// Head sizes 32 and 64.
 //
-// Built at first use by e5kit/model/native_attention.py; it links the OpenMP runtime torch has already loaded
-// (same soname), so its threads are torch's threads.
+// Built at first use by e5kit/model/native_attention.py; it links no OpenMP runtime of its own, so its GOMP calls
+// bind to the one torch has loaded and its threads are torch's threads.
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -291,6 +294,109 @@ void one_head(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t l
   }
 }
 
+
+// ---- fp32: AVX-512 FMA, exact to ~1e-6 (fp32 products and sums, a degree-5 exp) ----
+
+// 2^t for t <= 0, fp32-accurate: as exp2_nonpositive with a degree-5 fit (relative error 7.5e-8).
+inline __m512 exp2_accurate(__m512 t) {
+  const __m512 f = _mm512_reduce_ps(t, _MM_FROUND_TO_NEAREST_INT);
+  __m512 p = _mm512_set1_ps(1.327646373e-03f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.675542195e-03f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550713307e-02f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402211971e-01f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931469670e-01f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.000000072e+00f));
+  return _mm512_scalef_ps(p, _mm512_sub_ps(t, f));
+}
+
+// Queries per register block: R x 32 keys of scores, then R x D outputs, all in the 32 zmm registers.
+constexpr int kMaxRows32 = 8;
+
+struct Scratch32 {
+  std::vector<float> kt, scores;
+  Scratch32(int64_t d, int64_t l32) : kt(d * l32), scores(kMaxRows32 * l32) {}
+};
+
+template <int D, int kRows32 = (D == 32 ? 8 : 4)>
+void one_head_fp32(const float* q, const float* k, const float* v, int64_t len, int64_t in_stride, float* out,
+                   int64_t out_stride, float scale, Scratch32& s) {
+  const int64_t l32 = (len + 31) & ~int64_t(31);
+  float* kt = s.kt.data();
+  float* scores = s.scores.data();
+  // K^T: kt[c][j] = K[j][c]; keys past len are zero.
+  for (int64_t j0 = 0; j0 < l32; j0 += 16) {
+    for (int c0 = 0; c0 < D; c0 += 16) {
+      __m512i r[16];
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i)
+        r[i] = j0 + i < len ? _mm512_castps_si512(_mm512_loadu_ps(k + (j0 + i) * in_stride + c0))
+                            : _mm512_setzero_si512();
+      transpose16(r);
+#pragma GCC unroll 16
+      for (int c = 0; c < 16; ++c) _mm512_storeu_si512(kt + (c0 + c) * l32 + j0, r[c]);
+    }
+  }
+  const float log2_scale = scale * 1.44269504088896341f;
+  const __m512 vscale = _mm512_set1_ps(log2_scale);
+  for (int64_t qb = 0; qb < len; qb += kRows32) {
+    const int rows = (int)std::min<int64_t>(kRows32, len - qb);
+    const float* qr[kRows32];
+    for (int r = 0; r < kRows32; ++r) qr[r] = q + (qb + std::min(r, rows - 1)) * in_stride;  // short block: repeat
+    // scores[r][j] = q_r . k_j
+    for (int64_t jb = 0; jb < l32; jb += 32) {
+      __m512 acc[kRows32][2];
+      for (int r = 0; r < kRows32; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+      for (int c = 0; c < D; ++c) {
+        const __m512 k0 = _mm512_loadu_ps(kt + c * l32 + jb), k1 = _mm512_loadu_ps(kt + c * l32 + jb + 16);
+#pragma GCC unroll 8
+        for (int r = 0; r < kRows32; ++r) {
+          const __m512 qv = _mm512_set1_ps(qr[r][c]);
+          acc[r][0] = _mm512_fmadd_ps(qv, k0, acc[r][0]);
+          acc[r][1] = _mm512_fmadd_ps(qv, k1, acc[r][1]);
+        }
+      }
+      for (int r = 0; r < kRows32; ++r) {
+        _mm512_storeu_ps(scores + r * l32 + jb, acc[r][0]);
+        _mm512_storeu_ps(scores + r * l32 + jb + 16, acc[r][1]);
+      }
+    }
+    // probabilities in place (unnormalised, zero past len) and their sums
+    float inv_sum[kRows32];
+    for (int r = 0; r < kRows32; ++r) {
+      float* sr = scores + r * l32;
+      __m512 m = _mm512_set1_ps(-INFINITY);
+      for (int64_t j = 0; j < len; j += 16) m = _mm512_mask_max_ps(m, first_lanes(len - j), m, _mm512_loadu_ps(sr + j));
+      const __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(m) * log2_scale);
+      __m512 sum = _mm512_setzero_ps();
+      for (int64_t j = 0; j < l32; j += 16) {
+        const __m512 e = _mm512_maskz_mov_ps(first_lanes(len - j),
+                                             exp2_accurate(_mm512_fmsub_ps(_mm512_loadu_ps(sr + j), vscale, shift)));
+        sum = _mm512_add_ps(sum, e);
+        _mm512_storeu_ps(sr + j, e);
+      }
+      inv_sum[r] = 1.0f / _mm512_reduce_add_ps(sum);
+    }
+    // out[r] = sum_j p[r][j] v_j / sum
+    __m512 acc[kRows32][D / 16];
+    for (int r = 0; r < kRows32; ++r)
+      for (int c = 0; c < D / 16; ++c) acc[r][c] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < len; ++j) {
+      __m512 vv[D / 16];
+      for (int c = 0; c < D / 16; ++c) vv[c] = _mm512_loadu_ps(v + j * in_stride + 16 * c);
+#pragma GCC unroll 8
+      for (int r = 0; r < kRows32; ++r) {
+        const __m512 p = _mm512_set1_ps(scores[r * l32 + j]);
+        for (int c = 0; c < D / 16; ++c) acc[r][c] = _mm512_fmadd_ps(p, vv[c], acc[r][c]);
+      }
+    }
+    for (int r = 0; r < rows; ++r) {
+      const __m512 iv = _mm512_set1_ps(inv_sum[r]);
+      for (int c = 0; c < D / 16; ++c)
+        _mm512_storeu_ps(out + (qb + r) * out_stride + 16 * c, _mm512_mul_ps(acc[r][c], iv));
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -326,6 +432,34 @@ int e5kit_attention_bf16(const uint16_t* qkv, const int64_t* offsets, int64_t ns
         one_head<64>(base, base + hidden, base + 2 * hidden, len, in_stride, o, hidden, scale, scratch);
     }
     _tile_release();
+  }
+  return 0;
+}
+
+// The same for fp32 rows (AVX-512F and DQ only: no AMX, no BF16 needed). Returns as e5kit_attention_bf16.
+int e5kit_attention_fp32(const float* qkv, const int64_t* offsets, int64_t nseq, int64_t heads, int64_t d,
+                         float* out, float scale, int threads) {
+  if (d != 32 && d != 64) return 1;
+  int64_t longest = 0;
+  for (int64_t i = 0; i < nseq; ++i) {
+    const int64_t len = offsets[i + 1] - offsets[i];
+    if (len < 1) return 2;
+    longest = std::max(longest, len);
+  }
+  const int64_t l32 = (longest + 31) & ~int64_t(31), hidden = heads * d, in_stride = 3 * hidden;
+#pragma omp parallel num_threads(std::max(threads, 1))
+  {
+    Scratch32 scratch(d, l32);
+#pragma omp for schedule(dynamic)
+    for (int64_t task = 0; task < nseq * heads; ++task) {
+      const int64_t i = task / heads, h = task % heads, len = offsets[i + 1] - offsets[i];
+      const float* base = qkv + offsets[i] * in_stride + h * d;
+      float* o = out + offsets[i] * hidden + h * d;
+      if (d == 32)
+        one_head_fp32<32>(base, base + hidden, base + 2 * hidden, len, in_stride, o, hidden, scale, scratch);
+      else
+        one_head_fp32<64>(base, base + hidden, base + 2 * hidden, len, in_stride, o, hidden, scale, scratch);
+    }
   }
   return 0;
 }
