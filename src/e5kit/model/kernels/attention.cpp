@@ -397,6 +397,60 @@ void one_head_fp32(const float* q, const float* k, const float* v, int64_t len, 
   }
 }
 
+// The two paths as policies for run_all: element type, per-thread scratch, per-thread setup, one (text, head).
+struct Bf16Path {
+  using T = uint16_t;
+  using Work = Scratch;
+  static void begin() { configure_tiles(); }
+  static void end() { _tile_release(); }
+  template <int D>
+  static void head(const T* base, int64_t hidden, int64_t len, int64_t in_stride, T* o, float scale, Work& w) {
+    one_head<D>(base, base + hidden, base + 2 * hidden, len, in_stride, o, hidden, scale, w);
+  }
+};
+
+struct Fp32Path {
+  using T = float;
+  using Work = Scratch32;
+  static void begin() {}
+  static void end() {}
+  template <int D>
+  static void head(const T* base, int64_t hidden, int64_t len, int64_t in_stride, T* o, float scale, Work& w) {
+    one_head_fp32<D>(base, base + hidden, base + 2 * hidden, len, in_stride, o, hidden, scale, w);
+  }
+};
+
+// Checks the arguments, then runs every (text, head) on OpenMP threads, each with its own scratch.
+template <typename Path>
+int run_all(const typename Path::T* qkv, const int64_t* offsets, int64_t nseq, int64_t heads, int64_t d,
+            typename Path::T* out, float scale, int threads) {
+  if (d != 32 && d != 64) return 1;
+  int64_t longest = 0;
+  for (int64_t i = 0; i < nseq; ++i) {
+    const int64_t len = offsets[i + 1] - offsets[i];
+    if (len < 1) return 2;
+    longest = std::max(longest, len);
+  }
+  const int64_t l32 = (longest + 31) & ~int64_t(31), hidden = heads * d, in_stride = 3 * hidden;
+#pragma omp parallel num_threads(std::max(threads, 1))
+  {
+    Path::begin();
+    typename Path::Work work(d, l32);
+#pragma omp for schedule(dynamic)
+    for (int64_t task = 0; task < nseq * heads; ++task) {
+      const int64_t i = task / heads, h = task % heads, len = offsets[i + 1] - offsets[i];
+      const typename Path::T* base = qkv + offsets[i] * in_stride + h * d;
+      typename Path::T* o = out + offsets[i] * hidden + h * d;
+      if (d == 32)
+        Path::template head<32>(base, hidden, len, in_stride, o, scale, work);
+      else
+        Path::template head<64>(base, hidden, len, in_stride, o, scale, work);
+    }
+    Path::end();
+  }
+  return 0;
+}
+
 }  // namespace
 
 extern "C" {
@@ -409,59 +463,13 @@ int e5kit_amx_request(void) { return (int)syscall(SYS_arch_prctl, 0x1023, 18); }
 // Returns 0, or 1 for an unsupported head size, 2 for bad offsets.
 int e5kit_attention_bf16(const uint16_t* qkv, const int64_t* offsets, int64_t nseq, int64_t heads, int64_t d,
                          uint16_t* out, float scale, int threads) {
-  if (d != 32 && d != 64) return 1;
-  int64_t longest = 0;
-  for (int64_t i = 0; i < nseq; ++i) {
-    const int64_t len = offsets[i + 1] - offsets[i];
-    if (len < 1) return 2;
-    longest = std::max(longest, len);
-  }
-  const int64_t l32 = (longest + 31) & ~int64_t(31), hidden = heads * d, in_stride = 3 * hidden;
-#pragma omp parallel num_threads(std::max(threads, 1))
-  {
-    configure_tiles();
-    Scratch scratch(d, l32);
-#pragma omp for schedule(dynamic)
-    for (int64_t task = 0; task < nseq * heads; ++task) {
-      const int64_t i = task / heads, h = task % heads, len = offsets[i + 1] - offsets[i];
-      const uint16_t* base = qkv + offsets[i] * in_stride + h * d;
-      uint16_t* o = out + offsets[i] * hidden + h * d;
-      if (d == 32)
-        one_head<32>(base, base + hidden, base + 2 * hidden, len, in_stride, o, hidden, scale, scratch);
-      else
-        one_head<64>(base, base + hidden, base + 2 * hidden, len, in_stride, o, hidden, scale, scratch);
-    }
-    _tile_release();
-  }
-  return 0;
+  return run_all<Bf16Path>(qkv, offsets, nseq, heads, d, out, scale, threads);
 }
 
-// The same for fp32 rows (AVX-512F and DQ only: no AMX, no BF16 needed). Returns as e5kit_attention_bf16.
+// The same for fp32 rows (AVX-512F and DQ only: no AMX, no BF16 needed).
 int e5kit_attention_fp32(const float* qkv, const int64_t* offsets, int64_t nseq, int64_t heads, int64_t d,
                          float* out, float scale, int threads) {
-  if (d != 32 && d != 64) return 1;
-  int64_t longest = 0;
-  for (int64_t i = 0; i < nseq; ++i) {
-    const int64_t len = offsets[i + 1] - offsets[i];
-    if (len < 1) return 2;
-    longest = std::max(longest, len);
-  }
-  const int64_t l32 = (longest + 31) & ~int64_t(31), hidden = heads * d, in_stride = 3 * hidden;
-#pragma omp parallel num_threads(std::max(threads, 1))
-  {
-    Scratch32 scratch(d, l32);
-#pragma omp for schedule(dynamic)
-    for (int64_t task = 0; task < nseq * heads; ++task) {
-      const int64_t i = task / heads, h = task % heads, len = offsets[i + 1] - offsets[i];
-      const float* base = qkv + offsets[i] * in_stride + h * d;
-      float* o = out + offsets[i] * hidden + h * d;
-      if (d == 32)
-        one_head_fp32<32>(base, base + hidden, base + 2 * hidden, len, in_stride, o, hidden, scale, scratch);
-      else
-        one_head_fp32<64>(base, base + hidden, base + 2 * hidden, len, in_stride, o, hidden, scale, scratch);
-    }
-  }
-  return 0;
+  return run_all<Fp32Path>(qkv, offsets, nseq, heads, d, out, scale, threads);
 }
 
 }  // extern "C"
