@@ -31,20 +31,10 @@ def _qkv(lengths: list[int], heads: int, d: int, dtype: torch.dtype = torch.bflo
     return qkv, offsets
 
 
-def _per_text(qkv: torch.Tensor, offsets: torch.Tensor, heads: int) -> torch.Tensor:
-    """Torch's SDPA text by text, in qkv's dtype."""
-    d = qkv.shape[1] // (3 * heads)
-    parts = []
-    for start, end in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True):
-        q, k, v = qkv[start:end].view(end - start, 3, heads, d).permute(1, 2, 0, 3).unbind(0)
-        parts.append(torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(0, 1).reshape(end - start, -1))
-    return torch.cat(parts)
-
-
 def _errors(qkv: torch.Tensor, offsets: torch.Tensor, heads: int, got: torch.Tensor) -> tuple[float, float]:
     """Max |diff| to float64 attention of the same inputs: of `got`, and of torch's own SDPA in qkv's dtype."""
-    want = _per_text(qkv.double(), offsets, heads)
-    torch_err = (_per_text(qkv, offsets, heads).double() - want).abs().max().item()
+    want = na.reference(qkv.double(), offsets, heads)
+    torch_err = (na.reference(qkv, offsets, heads, qkv.dtype).double() - want).abs().max().item()
     return (got.double() - want).abs().max().item(), torch_err
 
 
@@ -231,3 +221,10 @@ def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv(na.CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert na.cache_dir() == tmp_path / "xdg" / "e5kit" / "kernels"
+
+
+def test_reference_keeps_float64():
+    qkv, offsets = _qkv([3, 4], 2, 32, torch.float32)
+    assert na.reference(qkv.double(), offsets, 2).dtype == torch.float64
+    assert na.reference(qkv.bfloat16(), offsets, 2).dtype == torch.float32
+    assert na.reference(qkv.bfloat16(), offsets, 2, torch.bfloat16).dtype == torch.bfloat16

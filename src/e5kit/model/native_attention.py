@@ -203,13 +203,15 @@ def attention(qkv: torch.Tensor, offsets: torch.Tensor, heads: int) -> torch.Ten
     return _call(lib, qkv.contiguous(), offsets.contiguous(), heads)
 
 
-def reference(qkv: torch.Tensor, offsets: torch.Tensor, heads: int) -> torch.Tensor:
-    """The same attention by torch's SDPA in fp32, text by text: what the kernel is checked against."""
+def reference(qkv: torch.Tensor, offsets: torch.Tensor, heads: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The same attention by torch's SDPA text by text: the kernels' check. In `dtype`, by default fp32 (float64
+    for float64 input); bf16 shows what torch's own bf16 attention gives."""
     n, width = qkv.shape
     d = width // (3 * heads)
-    out = torch.empty(n, heads * d, dtype=torch.float32)
+    dtype = dtype or torch.promote_types(qkv.dtype, torch.float32)
+    out = torch.empty(n, heads * d, dtype=dtype)
     for start, end in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True):
-        q, k, v = qkv[start:end].float().view(end - start, 3, heads, d).permute(1, 2, 0, 3).unbind(0)
+        q, k, v = qkv[start:end].to(dtype).view(end - start, 3, heads, d).permute(1, 2, 0, 3).unbind(0)
         out[start:end] = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(0, 1).reshape(
             end - start, heads * d)
     return out
