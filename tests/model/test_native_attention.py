@@ -228,3 +228,24 @@ def test_reference_keeps_float64():
     assert na.reference(qkv.double(), offsets, 2).dtype == torch.float64
     assert na.reference(qkv.bfloat16(), offsets, 2).dtype == torch.float32
     assert na.reference(qkv.bfloat16(), offsets, 2, torch.bfloat16).dtype == torch.bfloat16
+
+
+def test_a_qualifying_machine_that_cannot_build_warns(monkeypatch, caplog):
+    import logging
+
+    monkeypatch.setattr(na, "_state", {})
+    monkeypatch.setattr(na, "unsupported_reason", lambda dtype: None)
+    monkeypatch.setattr(na, "_compiler", lambda: None)
+    with caplog.at_level(logging.INFO, logger="e5kit"):
+        na.status(torch.float32)
+    assert [r.levelname for r in caplog.records if "attention off" in r.message] == ["WARNING", "WARNING"]
+
+
+def test_a_cpu_without_the_flags_only_informs(monkeypatch, caplog):
+    import logging
+
+    monkeypatch.setattr(na, "_state", {})
+    monkeypatch.setattr(na, "unsupported_reason", lambda dtype: "this CPU lacks avx512f")
+    with caplog.at_level(logging.INFO, logger="e5kit"):
+        assert na.status(torch.float32) == "this CPU lacks avx512f"
+    assert {r.levelname for r in caplog.records if "attention off" in r.message} == {"INFO"}

@@ -162,6 +162,8 @@ class TransformerEncoder:
             self.runner = quantize_int8(self.runner)
         self.int8 = int8
         self.runner.eval()
+        if self.backend == "packed" and device.type == "cpu":
+            self.attention()  # builds and checks e5kit's attention kernel now, not inside the first request
 
     def attention(self) -> str:
         """Which attention runs: 'native' (e5kit's kernel: bf16 on AMX, fp32 on AVX-512), 'sdpa-jagged' or 'sdpa'."""

@@ -43,6 +43,8 @@ CHECK_TOLERANCE = {torch.bfloat16: 0.05, torch.float32: 1e-4}
 SOURCE = "attention.cpp"
 # -fopenmp at compile time only: the library's GOMP_* calls bind to the OpenMP runtime torch has loaded (same
 # soname, global scope), so the kernel's threads are torch's threads and torch.set_num_threads governs them.
+# Explicit -m flags, not -march=native: the library is the same on every machine (a cache folder shared across
+# CPUs stays valid), and each path runs only where the CPU reports its flags.
 COMPILE_FLAGS = ("-O3", "-std=c++17", "-fPIC", "-fopenmp", "-mavx512f", "-mavx512bw", "-mavx512vl",
                  "-mavx512bf16", "-mavx512dq", "-mamx-tile", "-mamx-bf16", "-mfma")
 
@@ -146,8 +148,11 @@ def _library(dtype: torch.dtype) -> ctypes.CDLL | None:
             _state.update(lib=lib, reasons=reasons)
             for d, reason in reasons.items():
                 if reason:
-                    log.info("native %s attention off: %s; torch's SDPA serves", str(d).removeprefix("torch."),
-                             reason)
+                    # a CPU without the flags is expected (info); a qualifying machine that could not build or
+                    # check the kernel is losing speed it could have (warning, once per process)
+                    level = logging.INFO if reason == unsupported_reason(d) else logging.WARNING
+                    log.log(level, "native %s attention off: %s; torch's SDPA serves", str(d).removeprefix("torch."),
+                            reason)
         reasons = _state["reasons"]
         return _state["lib"] if reasons.get(dtype, f"no kernel for {dtype}") is None else None  # type: ignore
 
