@@ -255,6 +255,7 @@ def test_native_attention_line_says_on_or_why_not():
     line = B.native_attention_line(torch.device("cpu"))
     for dtype, name in ((torch.bfloat16, "bfloat16"), (torch.float32, "float32")):
         reason = native_attention.status(dtype)
-        assert (f"{name} on" if reason is None else f"{name} off ({reason})") in line
+        want = f"{name} on ({native_attention.kernel_isa(dtype)})" if reason is None else f"{name} off ({reason})"
+        assert want in line
     md = R.result_markdown({"device": "cpu", "threads": 2, "native_attention": line, "sizes": {}})
     assert f"native attention kernel: {line}" in md

@@ -149,11 +149,73 @@ def test_reasons_name_what_is_missing(monkeypatch):
     some = frozenset({"avx512f", "avx512bw", "avx512_bf16", "avx512dq"})
     assert "lacks amx_bf16, amx_tile" in na.unsupported_reason(torch.bfloat16, some, "x86_64")
     assert na.unsupported_reason(torch.float32, some, "x86_64") is None  # fp32 needs no AMX
-    assert "lacks avx512f, avx512dq" in na.unsupported_reason(torch.float32, frozenset({"avx2"}), "x86_64")
+    assert na.unsupported_reason(torch.float32, frozenset({"avx2", "fma"}), "x86_64") is None  # nor AVX-512
+    assert na.unsupported_reason(torch.float32, frozenset({"sse2", "avx2"}), "x86_64") == \
+        "this CPU lacks avx512f, avx512dq (or fma)"
     assert "x86-64" in na.unsupported_reason(torch.float32, some, "aarch64")
     assert "no kernel" in na.unsupported_reason(torch.float16, some, "x86_64")
     monkeypatch.setenv(na.ENV_SWITCH, "0")
     assert "turned off" in na.unsupported_reason(torch.float32, some, "x86_64")
+
+
+def test_the_best_kernel_the_flags_allow():
+    amx = frozenset({"amx_bf16", "amx_tile", "avx512_bf16", "avx512bw", "avx512dq", "avx512f", "avx2", "fma"})
+    assert na.pick_kernel(torch.bfloat16, amx) == ("amx", "e5kit_attention_bf16")
+    assert na.pick_kernel(torch.float32, amx) == ("avx512", "e5kit_attention_fp32")
+    assert na.pick_kernel(torch.float32, frozenset({"avx2", "fma"})) == ("avx2", "e5kit_attention_fp32_avx2")
+    assert na.pick_kernel(torch.bfloat16, frozenset({"avx2", "fma", "avx512f"})) is None
+    assert na.pick_kernel(torch.float16, amx) is None
+
+
+needs_avx2 = pytest.mark.skipif(
+    not {"avx2", "fma"} <= __import__("e5kit.hardware", fromlist=["cpu_flags"]).cpu_flags()
+    or na.library_path() is None, reason=f"AVX2 kernel cannot run here: {REASONS[torch.float32]}")
+
+
+@needs_avx2
+@pytest.mark.parametrize("d", na.HEAD_DIMS)
+@pytest.mark.parametrize("lengths", [[1], [7, 8, 9], [15, 16, 17], [256] * 3 + [250, 33, 2], [512, 77]])
+def test_the_avx2_kernel_is_exact_too(d, lengths):
+    # CPUs without AVX-512 run this one; this machine runs it when asked directly
+    import ctypes
+
+    fn = na._entry(ctypes.CDLL(str(na.library_path())), "e5kit_attention_fp32_avx2")
+    heads = 4
+    unit, offsets = _qkv(lengths, heads, d, torch.float32, seed=d + len(lengths), scale=1.0)
+    err, torch_err = _errors(unit, offsets, heads, na._call(fn, unit, offsets, heads))
+    assert err <= 1e-5 and err <= max(2 * torch_err, 2e-6), (err, torch_err)
+    harsh, _ = _qkv(lengths, heads, d, torch.float32, seed=d, scale=30.0)
+    got = na._call(fn, harsh, offsets, heads)
+    assert torch.isfinite(got).all()
+    assert torch.nn.functional.cosine_similarity(got, na.reference(harsh, offsets, heads), dim=1).min() > 0.999
+
+
+@pytest.mark.skipif(na.library_path() is None, reason="the kernel library is not built here")
+def test_each_instruction_set_stays_in_its_own_functions():
+    # The library must load and run its AVX2 path on CPUs without AVX-512: only AVX-512 functions may touch zmm,
+    # mask or tile registers, and only AVX functions ymm; the driver, buffers and entry points are plain x86-64.
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("objdump") is None:
+        pytest.skip("objdump (binutils) is not installed")
+    text = subprocess.run(["objdump", "-d", "--no-show-raw-insn", "-C", str(na.library_path())],
+                          capture_output=True, text=True, check=True).stdout
+    amx = r"\b(ldtilecfg|sttilecfg|tilerelease|tilezero|tileloadd|tilestored|tdpbf16ps)\b"
+    wide = re.compile(r"%zmm|%tmm|%k[0-7]\b|" + amx)
+    avx = re.compile(r"%ymm")
+    seen = set()
+    for block in re.split(r"\n(?=[0-9a-f]+ <)", text):
+        name = block.split(">:", 1)[0]
+        if "one_head_fp32_avx2" in name:
+            assert not wide.search(block), f"AVX-512 instruction in the AVX2 path: {name}"
+            seen.add("avx2")
+        elif re.search(r"one_head|configure_tiles|release_tiles", name):
+            seen.add("avx512")
+        else:
+            assert not wide.search(block) and not avx.search(block), f"vector ISA outside its region: {name}"
+    assert seen == {"avx2", "avx512"}
 
 
 def test_switched_off_means_torch_serves(monkeypatch):
@@ -207,7 +269,7 @@ def test_no_compiler_is_a_reason(monkeypatch):
 def test_a_kernel_that_disagrees_is_not_used(dtype, monkeypatch):
     monkeypatch.setattr(na, "_state", {})
     real = na._call
-    monkeypatch.setattr(na, "_call", lambda lib, qkv, off, heads: real(lib, qkv, off, heads) * (
+    monkeypatch.setattr(na, "_call", lambda fn, qkv, off, heads: real(fn, qkv, off, heads) * (
         1.1 if qkv.dtype == dtype else 1.0))
     assert "self-check failed" in na.status(dtype)
     assert not na.usable(32, dtype, torch.device("cpu"))
@@ -249,3 +311,33 @@ def test_a_cpu_without_the_flags_only_informs(monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="e5kit"):
         assert na.status(torch.float32) == "this CPU lacks avx512f"
     assert {r.levelname for r in caplog.records if "attention off" in r.message} == {"INFO"}
+
+
+def test_a_kernel_that_crashes_takes_down_a_child_not_the_caller(monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setattr(na, "_state", {})
+    monkeypatch.setenv(na.CACHE_ENV, str(tmp_path))
+    monkeypatch.delenv(na.PROBE_ENV, raising=False)
+    monkeypatch.setattr(na, "_probe_command", lambda: [
+        sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"])
+    if na.unsupported_reason(torch.float32) or na._compiler() is None:
+        pytest.skip(f"no kernel can be built here: {na.unsupported_reason(torch.float32) or 'no compiler'}")
+    reason = na.status(torch.float32)
+    assert reason.startswith("its first run crashed a child process (signal 11)")
+    assert not na.usable(32, torch.float32, torch.device("cpu"))
+    assert not list((tmp_path / "kernels").glob("*.ok"))  # not marked as checked: the next process probes again
+
+
+def test_a_new_library_is_first_run_in_a_child_and_marked(monkeypatch, tmp_path):
+    monkeypatch.setattr(na, "_state", {})
+    monkeypatch.setenv(na.CACHE_ENV, str(tmp_path))
+    monkeypatch.delenv(na.PROBE_ENV, raising=False)
+    if na.unsupported_reason(torch.float32) or na._compiler() is None:
+        pytest.skip(f"no kernel can be built here: {na.unsupported_reason(torch.float32) or 'no compiler'}")
+    assert na.status(torch.float32) == REASONS[torch.float32]
+    markers = list((tmp_path / "kernels").glob("*.ok"))
+    assert len(markers) == 1 and "float32: on" in markers[0].read_text()
+    monkeypatch.setattr(na, "_state", {})
+    monkeypatch.setattr(na, "_probe_command", lambda: ["false"])  # marked: no second child
+    assert na.status(torch.float32) == REASONS[torch.float32]

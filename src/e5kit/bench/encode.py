@@ -398,7 +398,8 @@ def native_attention_line(dev: torch.device) -> str:
     parts = []
     for dtype in (torch.bfloat16, torch.float32):
         reason = native_attention.status(dtype)
-        parts.append(f"{str(dtype).removeprefix('torch.')} " + ("on" if reason is None else f"off ({reason})"))
+        parts.append(f"{str(dtype).removeprefix('torch.')} "
+                     + (f"on ({native_attention.kernel_isa(dtype)})" if reason is None else f"off ({reason})"))
     return "; ".join(parts) + " (head sizes " + ", ".join(map(str, native_attention.HEAD_DIMS)) + ")"
 
 

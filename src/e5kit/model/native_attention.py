@@ -4,8 +4,8 @@ Why: on all-MiniLM-L6-v2 (head size 32) torch's CPU flash attention took a third
 tenth of its FLOPs (the online softmax, not the matmuls, bounds it), and the padded path also scatters and
 gathers every batch. `kernels/attention.cpp` reads the packed (N, 3H) QKV rows as they are, with no padding:
 - bf16: Q K^T and P V on AMX tiles, softmax with AVX-512 (CPUs with amx_bf16, amx_tile, avx512_bf16);
-- fp32: AVX-512 FMA throughout, fp32 products and sums and a degree-5 exp, so it stays exact (max |diff| to
-  torch's attention ~1e-6; CPUs with avx512f and avx512dq, AMX or not).
+- fp32: FMA throughout, fp32 products and sums and a degree-5 exp, so it stays exact (max |diff| to torch's
+  attention ~1e-6): AVX-512 (avx512f, avx512dq; AMX or not), else AVX2 + FMA (avx2, fma).
 docs/bench-encode.md (session 25) has the numbers.
 
 It runs only where it can be right: Linux on x86-64 with those flags; CPU tensors without autograd; head size
@@ -23,33 +23,39 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import threading
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 
 log = logging.getLogger("e5kit")
 
 ENV_SWITCH = "E5KIT_NATIVE_ATTENTION"
+PROBE_ENV = "E5KIT_NATIVE_ATTENTION_PROBE"  # set in the child process that first runs a newly built library
 CACHE_ENV = "E5KIT_CACHE"
 HEAD_DIMS = (32, 64)
-# CPU flags each path executes (the library is compiled for all of them; a path runs only where its flags are)
-REQUIRED_FLAGS = {torch.bfloat16: ("amx_bf16", "amx_tile", "avx512_bf16", "avx512bw", "avx512dq", "avx512f"),
-                  torch.float32: ("avx512f", "avx512dq")}
+# Per dtype, the kernels in order of preference: (instruction set, CPU flags it executes, entry point)
+KERNELS = {torch.bfloat16: (("amx", ("amx_bf16", "amx_tile", "avx512_bf16", "avx512bw", "avx512dq", "avx512f"),
+                             "e5kit_attention_bf16"),),
+           torch.float32: (("avx512", ("avx512f", "avx512dq"), "e5kit_attention_fp32"),
+                           ("avx2", ("avx2", "fma"), "e5kit_attention_fp32_avx2"))}
 # largest max |diff| to `reference` the self-check accepts: bf16 rounds probabilities and output (~0.02 at the
 # check's magnitudes); fp32 differs by summation order only (~1e-6)
 CHECK_TOLERANCE = {torch.bfloat16: 0.05, torch.float32: 1e-4}
 SOURCE = "attention.cpp"
 # -fopenmp at compile time only: the library's GOMP_* calls bind to the OpenMP runtime torch has loaded (same
 # soname, global scope), so the kernel's threads are torch's threads and torch.set_num_threads governs them.
-# Explicit -m flags, not -march=native: the library is the same on every machine (a cache folder shared across
-# CPUs stays valid), and each path runs only where the CPU reports its flags.
-COMPILE_FLAGS = ("-O3", "-std=c++17", "-fPIC", "-fopenmp", "-mavx512f", "-mavx512bw", "-mavx512vl",
-                 "-mavx512bf16", "-mavx512dq", "-mamx-tile", "-mamx-bf16", "-mfma")
+# No -m flags and no -march=native: the library is built for baseline x86-64 and each path's functions carry their
+# own instruction set (#pragma GCC target in the source), so it loads on any x86-64 CPU, is the same on every
+# machine (a cache folder shared across CPUs stays valid), and each path runs only where the CPU reports its flags.
+COMPILE_FLAGS = ("-O3", "-std=c++17", "-fPIC", "-fopenmp")
 
 _lock = threading.Lock()
-_state: dict[str, object] = {}  # "lib": the loaded library or None; "reasons": {dtype: why that path is off}
+_state: dict[str, Any] = {}  # what _load found: kernels, isas, reasons (per dtype) and the library's path
 
 
 def cache_dir() -> Path:
@@ -61,21 +67,34 @@ def cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "e5kit" / "kernels"
 
 
+def pick_kernel(dtype: torch.dtype, flags: frozenset[str] | None = None) -> tuple[str, str] | None:
+    """(instruction set, entry point) of the best `dtype` kernel this CPU's flags allow, or None."""
+    from e5kit.hardware import cpu_flags
+
+    flags = cpu_flags() if flags is None else flags
+    for isa, needed, entry in KERNELS.get(dtype, ()):
+        if all(f in flags for f in needed):
+            return isa, entry
+    return None
+
+
 def unsupported_reason(dtype: torch.dtype = torch.bfloat16, flags: frozenset[str] | None = None,
                        machine: str | None = None) -> str | None:
-    """Why the `dtype` path cannot run on this machine (switch, OS, CPU flags), or None when it may."""
+    """Why no `dtype` kernel can run on this machine (switch, OS, CPU flags), or None when one may."""
     from e5kit.hardware import cpu_flags
 
     if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "off", "false", "no"):
         return f"turned off by {ENV_SWITCH}={os.environ[ENV_SWITCH]}"
-    if dtype not in REQUIRED_FLAGS:
+    if dtype not in KERNELS:
         return f"no kernel for {dtype}"
     machine = machine if machine is not None else platform.machine()
     if platform.system() != "Linux" or machine not in ("x86_64", "AMD64"):
         return f"needs Linux on x86-64 (this is {platform.system()} on {machine})"
     flags = cpu_flags() if flags is None else flags
-    missing = [f for f in REQUIRED_FLAGS[dtype] if f not in flags]
-    return f"this CPU lacks {', '.join(missing)}" if missing else None
+    if pick_kernel(dtype, flags) is None:
+        options = [", ".join(f for f in needed if f not in flags) for _, needed, _ in KERNELS[dtype]]
+        return "this CPU lacks " + " (or " .join(options) + ")" * (len(options) - 1)
+    return None
 
 
 def _compiler() -> str | None:
@@ -111,68 +130,138 @@ def _build(compiler: str) -> Path:
     return lib
 
 
-def _load() -> tuple[ctypes.CDLL | None, dict[torch.dtype, str | None]]:
-    """The library (or None) and, per dtype, None where that path is on or the reason it is off."""
-    reasons = {dtype: unsupported_reason(dtype) for dtype in REQUIRED_FLAGS}
+def _probe_marker(lib: Path) -> Path:
+    """The file that says `lib` ran its checks to the end in a child process on this kind of CPU."""
+    from e5kit.hardware import cpu
+
+    model, flags = cpu()
+    tag = hashlib.sha256(f"{model}|{' '.join(sorted(flags))}".encode()).hexdigest()[:12]
+    return lib.with_name(f"{lib.stem}.{tag}.ok")
+
+
+def _probe_command() -> list[str]:
+    return [sys.executable, "-c", "import sys; from e5kit.model import native_attention as na; sys.exit(na._probe())"]
+
+
+def _probe_in_child(lib: Path) -> str | None:
+    """Run a newly built library's checks in a child process first, once per library and kind of CPU: a kernel
+    that crashes takes down the child, never the caller. None when the child got through, else why not."""
+    from e5kit.io.atomic import atomic_write_text
+
+    marker = _probe_marker(lib)
+    if marker.exists():
+        return None
+    import e5kit
+
+    env = {**os.environ, PROBE_ENV: "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(e5kit.__file__).parents[1]),
+                                                       os.environ.get("PYTHONPATH")]))}
+    try:
+        done = subprocess.run(_probe_command(), env=env, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"its first run in a child process failed: {exc}"
+    if done.returncode != 0:
+        how = f"signal {-done.returncode}" if done.returncode < 0 else f"exit {done.returncode}"
+        return f"its first run crashed a child process ({how}): {(done.stderr or '').strip()[-300:]}"
+    atomic_write_text(marker, done.stdout)
+    return None
+
+
+def _probe() -> int:
+    """In the child process: build, load and check every kernel; print what was found. Exit 0 if it got through."""
+    for dtype in KERNELS:
+        print(f"{dtype}: {status(dtype) or 'on, ' + str(kernel_isa(dtype))}")
+    return 0
+
+
+def _entry(lib: ctypes.CDLL, name: str) -> Callable[..., int]:
+    fn = getattr(lib, name)
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
+                   ctypes.c_float, ctypes.c_int]
+    return fn
+
+
+def _load() -> dict[str, Any]:
+    """Build and load the library; per dtype the checked kernel, its instruction set, or why it is off."""
+    reasons: dict[torch.dtype, str | None] = {dtype: unsupported_reason(dtype) for dtype in KERNELS}
+    state: dict[str, Any] = {"kernels": {}, "isas": {}, "reasons": reasons, "path": None}
     if all(reasons.values()):
-        return None, reasons
+        return state
     compiler = _compiler()
     if compiler is None:
-        return None, dict.fromkeys(reasons, "no C++ compiler found ($CXX, c++ or g++) to build it")
+        state["reasons"] = dict.fromkeys(reasons, "no C++ compiler found ($CXX, c++ or g++) to build it")
+        return state
     try:
         path = _build(compiler)
-        lib = ctypes.CDLL(str(path))
+        crash = None if os.environ.get(PROBE_ENV) else _probe_in_child(path)
+        lib = None if crash else ctypes.CDLL(str(path))
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-        return None, dict.fromkeys(reasons, f"building or loading it failed: {exc}")
-    for fn in (lib.e5kit_attention_bf16, lib.e5kit_attention_fp32):
-        fn.restype = ctypes.c_int
-        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
-                       ctypes.c_void_p, ctypes.c_float, ctypes.c_int]
-    if reasons[torch.bfloat16] is None and lib.e5kit_amx_request() != 0:
-        reasons[torch.bfloat16] = "Linux refused the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM)"
-    for dtype, reason in reasons.items():
-        if reason is None:
-            reasons[dtype] = _self_check(lib, dtype)
-    on = [str(d).removeprefix("torch.") for d, r in reasons.items() if r is None]
-    if not on:
-        return None, reasons
-    log.info("native attention on for %s (%s)", ", ".join(on), path)
-    return lib, reasons
+        state["reasons"] = dict.fromkeys(reasons, f"building or loading it failed: {exc}")
+        return state
+    if crash:
+        state["reasons"] = {d: r or crash for d, r in reasons.items()}
+        return state
+    state["path"] = path
+    for dtype in KERNELS:
+        if reasons[dtype] is not None:
+            continue
+        isa, entry = pick_kernel(dtype)  # type: ignore[misc]
+        if isa == "amx" and lib.e5kit_amx_request() != 0:
+            reasons[dtype] = "Linux refused the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM)"
+            continue
+        fn = _entry(lib, entry)
+        reasons[dtype] = _self_check(fn, dtype)
+        if reasons[dtype] is None:
+            state["kernels"][dtype], state["isas"][dtype] = fn, isa
+    if state["kernels"]:
+        log.info("native attention on: %s (%s)", ", ".join(
+            f"{str(d).removeprefix('torch.')} on {isa}" for d, isa in state["isas"].items()), path)
+    return state
 
 
-def _library(dtype: torch.dtype) -> ctypes.CDLL | None:
-    """The loaded library if the `dtype` path is on (building and checking it at the first ask), else None."""
+def _kernel(dtype: torch.dtype) -> Callable[..., int] | None:
+    """The checked `dtype` kernel (building the library at the first ask), or None where it is off."""
     with _lock:
-        if "lib" not in _state:
-            lib, reasons = _load()
-            _state.update(lib=lib, reasons=reasons)
-            for d, reason in reasons.items():
+        if "reasons" not in _state:
+            _state.update(_load())
+            for d, reason in _state["reasons"].items():
                 if reason:
                     # a CPU without the flags is expected (info); a qualifying machine that could not build or
                     # check the kernel is losing speed it could have (warning, once per process)
                     level = logging.INFO if reason == unsupported_reason(d) else logging.WARNING
                     log.log(level, "native %s attention off: %s; torch's SDPA serves", str(d).removeprefix("torch."),
                             reason)
-        reasons = _state["reasons"]
-        return _state["lib"] if reasons.get(dtype, f"no kernel for {dtype}") is None else None  # type: ignore
+        return _state["kernels"].get(dtype)
 
 
 def status(dtype: torch.dtype = torch.bfloat16) -> str | None:
     """None when the `dtype` kernel is built, checked and in use here, else why not (builds it if needed)."""
-    _library(dtype)
-    return _state["reasons"].get(dtype, f"no kernel for {dtype}")  # type: ignore[union-attr]
+    _kernel(dtype)
+    return _state["reasons"].get(dtype, f"no kernel for {dtype}")
+
+
+def kernel_isa(dtype: torch.dtype) -> str | None:
+    """The instruction set the `dtype` kernel in use runs ('amx', 'avx512', 'avx2'), or None when it is off."""
+    _kernel(dtype)
+    return _state["isas"].get(dtype)
+
+
+def library_path() -> Path | None:
+    """Where the loaded library lives (None when none was built or loaded)."""
+    _kernel(torch.float32)
+    return _state["path"]
 
 
 def usable(head_dim: int, dtype: torch.dtype, device: torch.device) -> bool:
     """Whether attention with these heads, dtype and device runs on a kernel here (building it at first ask)."""
-    return device.type == "cpu" and head_dim in HEAD_DIMS and _library(dtype) is not None
+    return device.type == "cpu" and head_dim in HEAD_DIMS and _kernel(dtype) is not None
 
 
-def _call(lib: ctypes.CDLL, qkv: torch.Tensor, offsets: torch.Tensor, heads: int) -> torch.Tensor:
+def _call(fn: Callable[..., int], qkv: torch.Tensor, offsets: torch.Tensor, heads: int) -> torch.Tensor:
     n, width = qkv.shape
     head_dim = width // (3 * heads)
     out = torch.empty(n, heads * head_dim, dtype=qkv.dtype)
-    fn = lib.e5kit_attention_bf16 if qkv.dtype == torch.bfloat16 else lib.e5kit_attention_fp32
     rc = fn(qkv.data_ptr(), offsets.data_ptr(), offsets.numel() - 1, heads, head_dim, out.data_ptr(),
             head_dim ** -0.5, torch.get_num_threads())
     if rc != 0:
@@ -188,13 +277,13 @@ def attention(qkv: torch.Tensor, offsets: torch.Tensor, heads: int) -> torch.Ten
     RuntimeError when the kernel for that dtype is not available here (see `status()`), ValueError for
     malformed input.
     """
-    if not isinstance(qkv, torch.Tensor) or qkv.dtype not in REQUIRED_FLAGS or qkv.device.type != "cpu" \
+    if not isinstance(qkv, torch.Tensor) or qkv.dtype not in KERNELS or qkv.device.type != "cpu" \
             or qkv.dim() != 2:
         raise ValueError("qkv must be a 2-D bf16 or fp32 CPU tensor, got "
                          + (f"{qkv.dtype} {tuple(qkv.shape)} on {qkv.device}" if isinstance(qkv, torch.Tensor)
                             else type(qkv).__name__))
-    lib = _library(qkv.dtype)
-    if lib is None:
+    fn = _kernel(qkv.dtype)
+    if fn is None:
         raise RuntimeError(f"native {str(qkv.dtype).removeprefix('torch.')} attention is not available: "
                            f"{status(qkv.dtype)}")
     if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1 or qkv.shape[1] % (3 * heads):
@@ -205,7 +294,7 @@ def attention(qkv: torch.Tensor, offsets: torch.Tensor, heads: int) -> torch.Ten
     if int(offsets[0]) != 0 or int(offsets[-1]) != qkv.shape[0]:
         raise ValueError(f"offsets must run from 0 to the number of rows ({qkv.shape[0]}), "
                          f"got {int(offsets[0])} .. {int(offsets[-1])}")
-    return _call(lib, qkv.contiguous(), offsets.contiguous(), heads)
+    return _call(fn, qkv.contiguous(), offsets.contiguous(), heads)
 
 
 def reference(qkv: torch.Tensor, offsets: torch.Tensor, heads: int, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -222,7 +311,7 @@ def reference(qkv: torch.Tensor, offsets: torch.Tensor, heads: int, dtype: torch
     return out
 
 
-def _self_check(lib: ctypes.CDLL, dtype: torch.dtype) -> str | None:
+def _self_check(fn: Callable[..., int], dtype: torch.dtype) -> str | None:
     """Run the `dtype` kernel on random texts of awkward lengths against `reference`; why not, if it disagrees."""
     gen = torch.Generator().manual_seed(0)
     lengths = torch.tensor([1, 15, 16, 17, 33, 64, 130])
@@ -232,7 +321,7 @@ def _self_check(lib: ctypes.CDLL, dtype: torch.dtype) -> str | None:
         heads = 3
         qkv = (torch.randn(int(offsets[-1]), 3 * heads * d, generator=gen) * 2).to(dtype)
         try:
-            got = _call(lib, qkv, offsets, heads).float()
+            got = _call(fn, qkv, offsets, heads).float()
         except ValueError as exc:
             return f"self-check failed: {exc}"
         err = (got - reference(qkv, offsets, heads)).abs().max().item()

@@ -27,25 +27,50 @@
 
 namespace {
 
-struct TileConfig {
-  uint8_t palette;
-  uint8_t start_row;
-  uint8_t reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
+// ---- baseline x86-64: buffers and the OpenMP driver; nothing here may use AVX (see the regions below) ----
+
+struct Scratch {
+  std::vector<uint32_t> kt, vp;
+  std::vector<float> scores, acc;
+  std::vector<uint16_t> probs, qpad;
+  Scratch(int64_t d, int64_t l32)
+      : kt(d / 2 * l32), vp(l32 / 2 * d), scores(32 * l32), acc(32 * d), probs(32 * l32), qpad(32 * d) {}
 };
 
-// Every tile is 16 rows x 64 bytes: 16 x 32 bf16 operands, 16 x 16 fp32 accumulators.
-void configure_tiles() {
-  TileConfig cfg;
-  std::memset(&cfg, 0, sizeof cfg);
-  cfg.palette = 1;
-  for (int t = 0; t < 8; ++t) {
-    cfg.colsb[t] = 64;
-    cfg.rows[t] = 16;
+// Queries per register block: R x 32 keys of scores, then R x D outputs, all in the 32 zmm registers.
+constexpr int kMaxRows32 = 8;
+
+struct Scratch32 {
+  std::vector<float> kt, scores;
+  Scratch32(int64_t d, int64_t l32) : kt(d * l32), scores(kMaxRows32 * l32) {}
+};
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-bf16,fma")
+
+// ---- AVX-512 (and AMX for bf16): runs only where the CPU reports these flags ----
+
+
+struct TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+  constexpr TileConfig() {
+    for (int t = 0; t < 8; ++t) {
+      colsb[t] = 64;
+      rows[t] = 16;
+    }
   }
-  _tile_loadconfig(&cfg);
-}
+};
+// Every tile is 16 rows x 64 bytes: 16 x 32 bf16 operands, 16 x 16 fp32 accumulators. A constant, not a stack
+// object: GCC 12 drops stores to a local config that only LDTILECFG reads (seen here: a #GP on garbage bytes).
+alignas(64) constexpr TileConfig kTileConfig;
+
+void configure_tiles() { _tile_loadconfig(&kTileConfig); }
+
+void release_tiles() { _tile_release(); }
 
 // 2^t for t <= 0 (log2 units): 2^round(t) * p(f), f = t - round(t) in [-0.5, 0.5] from one VREDUCEPS, p a
 // degree-3 fit of 2^f (relative error 7.5e-5, 25x below the bf16 rounding the probabilities then get);
@@ -71,10 +96,11 @@ inline __mmask16 first_lanes(int64_t n) {  // lanes [0, n) of 16
 }
 
 // Index tables for the in-register 16 x 16 transpose below: round b swaps the off-diagonal b x b blocks.
+// constexpr, so no initializer runs when the library loads (on a CPU without AVX-512 too).
 struct TransposeIndex {
-  alignas(64) int32_t lo[4][16];
-  alignas(64) int32_t hi[4][16];
-  TransposeIndex() {
+  alignas(64) int32_t lo[4][16] = {};
+  alignas(64) int32_t hi[4][16] = {};
+  constexpr TransposeIndex() {
     for (int round = 0, b = 8; b >= 1; ++round, b >>= 1)
       for (int c = 0; c < 16; ++c) {
         lo[round][c] = (c & b) ? 16 + c - b : c;
@@ -82,7 +108,7 @@ struct TransposeIndex {
       }
   }
 };
-const TransposeIndex kTranspose;
+constexpr TransposeIndex kTranspose;
 
 template <int B, int Round>
 inline void transpose_round(__m512i r[16]) {
@@ -102,14 +128,6 @@ inline void transpose16(__m512i r[16]) {  // 16 x 16 32-bit elements
   transpose_round<2, 2>(r);
   transpose_round<1, 3>(r);
 }
-
-struct Scratch {
-  std::vector<uint32_t> kt, vp;
-  std::vector<float> scores, acc;
-  std::vector<uint16_t> probs, qpad;
-  Scratch(int64_t d, int64_t l32)
-      : kt(d / 2 * l32), vp(l32 / 2 * d), scores(32 * l32), acc(32 * d), probs(32 * l32), qpad(32 * d) {}
-};
 
 // Rows [0, rows) of the (n x l32) fp32 scores -> bf16 probabilities (unnormalised) and 1 / row sums.
 inline void softmax_rows(const float* scores, uint16_t* probs, float* inv_sum, int rows, int64_t len, int64_t l32,
@@ -309,14 +327,6 @@ inline __m512 exp2_accurate(__m512 t) {
   return _mm512_scalef_ps(p, _mm512_sub_ps(t, f));
 }
 
-// Queries per register block: R x 32 keys of scores, then R x D outputs, all in the 32 zmm registers.
-constexpr int kMaxRows32 = 8;
-
-struct Scratch32 {
-  std::vector<float> kt, scores;
-  Scratch32(int64_t d, int64_t l32) : kt(d * l32), scores(kMaxRows32 * l32) {}
-};
-
 template <int D, int kRows32 = (D == 32 ? 8 : 4)>
 void one_head_fp32(const float* q, const float* k, const float* v, int64_t len, int64_t in_stride, float* out,
                    int64_t out_stride, float scale, Scratch32& s) {
@@ -397,33 +407,156 @@ void one_head_fp32(const float* q, const float* k, const float* v, int64_t len, 
   }
 }
 
-// The two paths as policies for run_all: element type, per-thread scratch, per-thread setup, one (text, head).
-struct Bf16Path {
-  using T = uint16_t;
-  using Work = Scratch;
-  static void begin() { configure_tiles(); }
-  static void end() { _tile_release(); }
-  template <int D>
-  static void head(const T* base, int64_t hidden, int64_t len, int64_t in_stride, T* o, float scale, Work& w) {
-    one_head<D>(base, base + hidden, base + 2 * hidden, len, in_stride, o, hidden, scale, w);
-  }
-};
 
-struct Fp32Path {
-  using T = float;
-  using Work = Scratch32;
-  static void begin() {}
-  static void end() {}
-  template <int D>
-  static void head(const T* base, int64_t hidden, int64_t len, int64_t in_stride, T* o, float scale, Work& w) {
-    one_head_fp32<D>(base, base + hidden, base + 2 * hidden, len, in_stride, o, hidden, scale, w);
-  }
-};
 
-// Checks the arguments, then runs every (text, head) on OpenMP threads, each with its own scratch.
-template <typename Path>
-int run_all(const typename Path::T* qkv, const int64_t* offsets, int64_t nseq, int64_t heads, int64_t d,
-            typename Path::T* out, float scale, int threads) {
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+
+// ---- AVX2 + FMA fp32: CPUs without AVX-512; 8 lanes, otherwise the steps of one_head_fp32 ----
+
+inline __m256 lanes8(int64_t n) {  // lanes [0, n) of 8 set
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)std::clamp<int64_t>(n, 0, 8)), idx));
+}
+
+inline float hmax8(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
+inline float hsum8(__m256 v) {
+  __m128 m = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));
+}
+
+// 2^t for t <= 0: the degree-5 fit of exp2_accurate; t is clamped at -126 (2^-126 ~ 1e-38 stands in for 0).
+inline __m256 exp2_accurate8(__m256 t) {
+  t = _mm256_max_ps(t, _mm256_set1_ps(-126.0f));
+  const __m256 n = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256 f = _mm256_sub_ps(t, n);
+  __m256 p = _mm256_set1_ps(1.327646373e-03f);
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.675542195e-03f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.550713307e-02f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.402211971e-01f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.931469670e-01f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.000000072e+00f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+inline void transpose8(__m256 r[8]) {  // 8 x 8 fp32
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+constexpr int kRowsAvx2 = 4;  // queries per register block (16 ymm registers: 8 accumulators + operands)
+
+template <int D>
+void one_head_fp32_avx2(const float* q, const float* k, const float* v, int64_t len, int64_t in_stride, float* out,
+                        int64_t out_stride, float scale, Scratch32& s) {
+  const int64_t l16 = (len + 15) & ~int64_t(15);
+  float* kt = s.kt.data();
+  float* scores = s.scores.data();
+  for (int64_t j0 = 0; j0 < l16; j0 += 8) {  // K^T: kt[c][j] = K[j][c]; keys past len are zero
+    for (int c0 = 0; c0 < D; c0 += 8) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i)
+        r[i] = j0 + i < len ? _mm256_loadu_ps(k + (j0 + i) * in_stride + c0) : _mm256_setzero_ps();
+      transpose8(r);
+      for (int c = 0; c < 8; ++c) _mm256_storeu_ps(kt + (c0 + c) * l16 + j0, r[c]);
+    }
+  }
+  const float log2_scale = scale * 1.44269504088896341f;
+  const __m256 vscale = _mm256_set1_ps(log2_scale);
+  for (int64_t qb = 0; qb < len; qb += kRowsAvx2) {
+    const int rows = (int)std::min<int64_t>(kRowsAvx2, len - qb);
+    const float* qr[kRowsAvx2];
+    for (int r = 0; r < kRowsAvx2; ++r) qr[r] = q + (qb + std::min(r, rows - 1)) * in_stride;
+    for (int64_t jb = 0; jb < l16; jb += 16) {  // scores[r][j] = q_r . k_j
+      __m256 acc[kRowsAvx2][2];
+      for (int r = 0; r < kRowsAvx2; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+      for (int c = 0; c < D; ++c) {
+        const __m256 k0 = _mm256_loadu_ps(kt + c * l16 + jb), k1 = _mm256_loadu_ps(kt + c * l16 + jb + 8);
+        for (int r = 0; r < kRowsAvx2; ++r) {
+          const __m256 qv = _mm256_broadcast_ss(qr[r] + c);
+          acc[r][0] = _mm256_fmadd_ps(qv, k0, acc[r][0]);
+          acc[r][1] = _mm256_fmadd_ps(qv, k1, acc[r][1]);
+        }
+      }
+      for (int r = 0; r < kRowsAvx2; ++r) {
+        _mm256_storeu_ps(scores + r * l16 + jb, acc[r][0]);
+        _mm256_storeu_ps(scores + r * l16 + jb + 8, acc[r][1]);
+      }
+    }
+    float inv_sum[kRowsAvx2];
+    for (int r = 0; r < kRowsAvx2; ++r) {  // probabilities in place, zero past len
+      float* sr = scores + r * l16;
+      __m256 m = _mm256_set1_ps(-INFINITY);
+      for (int64_t j = 0; j < len; j += 8)
+        m = _mm256_max_ps(m, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_loadu_ps(sr + j), lanes8(len - j)));
+      const __m256 shift = _mm256_set1_ps(hmax8(m) * log2_scale);
+      __m256 sum = _mm256_setzero_ps();
+      for (int64_t j = 0; j < l16; j += 8) {
+        const __m256 e = _mm256_and_ps(lanes8(len - j),
+                                       exp2_accurate8(_mm256_fmsub_ps(_mm256_loadu_ps(sr + j), vscale, shift)));
+        sum = _mm256_add_ps(sum, e);
+        _mm256_storeu_ps(sr + j, e);
+      }
+      inv_sum[r] = 1.0f / hsum8(sum);
+    }
+    for (int c0 = 0; c0 < D; c0 += 16) {  // out[r] = sum_j p[r][j] v_j / sum, 16 columns at a time
+      __m256 acc[kRowsAvx2][2];
+      for (int r = 0; r < kRowsAvx2; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+      for (int64_t j = 0; j < len; ++j) {
+        const __m256 v0 = _mm256_loadu_ps(v + j * in_stride + c0), v1 = _mm256_loadu_ps(v + j * in_stride + c0 + 8);
+        for (int r = 0; r < kRowsAvx2; ++r) {
+          const __m256 p = _mm256_broadcast_ss(scores + r * l16 + j);
+          acc[r][0] = _mm256_fmadd_ps(p, v0, acc[r][0]);
+          acc[r][1] = _mm256_fmadd_ps(p, v1, acc[r][1]);
+        }
+      }
+      for (int r = 0; r < rows; ++r) {
+        const __m256 iv = _mm256_set1_ps(inv_sum[r]);
+        _mm256_storeu_ps(out + (qb + r) * out_stride + c0, _mm256_mul_ps(acc[r][0], iv));
+        _mm256_storeu_ps(out + (qb + r) * out_stride + c0 + 8, _mm256_mul_ps(acc[r][1], iv));
+      }
+    }
+  }
+}
+
+
+#pragma GCC pop_options
+
+// ---- baseline again ----
+
+// One (text, head): Q, K, V rows (stride in_stride), its length, output rows (stride out_stride), scale, scratch.
+template <typename T, typename Work>
+using HeadFn = void (*)(const T*, const T*, const T*, int64_t, int64_t, T*, int64_t, float, Work&);
+
+// Checks the arguments, then runs every (text, head) on OpenMP threads, each with its own scratch and, where the
+// path needs it, its own setup (AMX tile configuration) and teardown. Plain x86-64: the kernels it calls carry
+// their own instruction sets.
+template <typename T, typename Work>
+int run_all(const T* qkv, const int64_t* offsets, int64_t nseq, int64_t heads, int64_t d, T* out, float scale,
+            int threads, HeadFn<T, Work> head32, HeadFn<T, Work> head64, void (*begin)() = nullptr,
+            void (*end)() = nullptr) {
   if (d != 32 && d != 64) return 1;
   int64_t longest = 0;
   for (int64_t i = 0; i < nseq; ++i) {
@@ -432,21 +565,19 @@ int run_all(const typename Path::T* qkv, const int64_t* offsets, int64_t nseq, i
     longest = std::max(longest, len);
   }
   const int64_t l32 = (longest + 31) & ~int64_t(31), hidden = heads * d, in_stride = 3 * hidden;
+  const HeadFn<T, Work> head = d == 32 ? head32 : head64;
 #pragma omp parallel num_threads(std::max(threads, 1))
   {
-    Path::begin();
-    typename Path::Work work(d, l32);
+    if (begin) begin();
+    Work work(d, l32);
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < nseq * heads; ++task) {
       const int64_t i = task / heads, h = task % heads, len = offsets[i + 1] - offsets[i];
-      const typename Path::T* base = qkv + offsets[i] * in_stride + h * d;
-      typename Path::T* o = out + offsets[i] * hidden + h * d;
-      if (d == 32)
-        Path::template head<32>(base, hidden, len, in_stride, o, scale, work);
-      else
-        Path::template head<64>(base, hidden, len, in_stride, o, scale, work);
+      const T* base = qkv + offsets[i] * in_stride + h * d;
+      head(base, base + hidden, base + 2 * hidden, len, in_stride, out + offsets[i] * hidden + h * d, hidden, scale,
+           work);
     }
-    Path::end();
+    if (end) end();
   }
   return 0;
 }
@@ -463,13 +594,22 @@ int e5kit_amx_request(void) { return (int)syscall(SYS_arch_prctl, 0x1023, 18); }
 // Returns 0, or 1 for an unsupported head size, 2 for bad offsets.
 int e5kit_attention_bf16(const uint16_t* qkv, const int64_t* offsets, int64_t nseq, int64_t heads, int64_t d,
                          uint16_t* out, float scale, int threads) {
-  return run_all<Bf16Path>(qkv, offsets, nseq, heads, d, out, scale, threads);
+  return run_all<uint16_t, Scratch>(qkv, offsets, nseq, heads, d, out, scale, threads, one_head<32>, one_head<64>,
+                                      configure_tiles, release_tiles);
 }
 
 // The same for fp32 rows (AVX-512F and DQ only: no AMX, no BF16 needed).
 int e5kit_attention_fp32(const float* qkv, const int64_t* offsets, int64_t nseq, int64_t heads, int64_t d,
                          float* out, float scale, int threads) {
-  return run_all<Fp32Path>(qkv, offsets, nseq, heads, d, out, scale, threads);
+  return run_all<float, Scratch32>(qkv, offsets, nseq, heads, d, out, scale, threads, one_head_fp32<32>,
+                                    one_head_fp32<64>);
+}
+
+// The same for fp32 rows on AVX2 + FMA (CPUs without AVX-512).
+int e5kit_attention_fp32_avx2(const float* qkv, const int64_t* offsets, int64_t nseq, int64_t heads, int64_t d,
+                              float* out, float scale, int threads) {
+  return run_all<float, Scratch32>(qkv, offsets, nseq, heads, d, out, scale, threads, one_head_fp32_avx2<32>,
+                                    one_head_fp32_avx2<64>);
 }
 
 }  // extern "C"
