@@ -341,3 +341,13 @@ def test_a_new_library_is_first_run_in_a_child_and_marked(monkeypatch, tmp_path)
     monkeypatch.setattr(na, "_state", {})
     monkeypatch.setattr(na, "_probe_command", lambda: ["false"])  # marked: no second child
     assert na.status(torch.float32) == REASONS[torch.float32]
+
+
+def test_no_python_to_probe_with_keeps_it_off(monkeypatch, tmp_path):
+    monkeypatch.setattr(na, "_state", {})
+    monkeypatch.setenv(na.CACHE_ENV, str(tmp_path))
+    monkeypatch.delenv(na.PROBE_ENV, raising=False)
+    monkeypatch.setattr(na.sys, "executable", "")
+    if na.unsupported_reason(torch.float32) or na._compiler() is None:
+        pytest.skip(f"no kernel can be built here: {na.unsupported_reason(torch.float32) or 'no compiler'}")
+    assert "no Python executable" in na.status(torch.float32)

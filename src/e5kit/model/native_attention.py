@@ -151,13 +151,15 @@ def _probe_in_child(lib: Path) -> str | None:
     marker = _probe_marker(lib)
     if marker.exists():
         return None
+    if not sys.executable:  # an embedded interpreter: no Python to run the child with, so no guarded first run
+        return "no Python executable (sys.executable) to run its first check in a child process"
     import e5kit
 
     env = {**os.environ, PROBE_ENV: "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(e5kit.__file__).parents[1]),
                                                        os.environ.get("PYTHONPATH")]))}
     try:
-        done = subprocess.run(_probe_command(), env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(_probe_command(), env=env, capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.SubprocessError) as exc:
         return f"its first run in a child process failed: {exc}"
     if done.returncode != 0:
