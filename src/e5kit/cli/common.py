@@ -9,6 +9,15 @@ from typing import Any
 
 from e5kit.encode.batching import DEFAULT_BUDGETS
 
+INSTRUCTION_HELP = ("instruct models (multilingual-e5-large-instruct, e5-mistral-7b-instruct): the task description "
+                    "in the query prompt ('Instruct: TEXT\\nQuery: '); default: the model's documented one. Refused "
+                    "for other models")
+
+
+def add_instruction_arg(p: argparse.ArgumentParser, extra: str = "") -> None:
+    """--instruction TEXT, the one wording on every command that embeds queries."""
+    p.add_argument("--instruction", default=None, metavar="TEXT", help=INSTRUCTION_HELP + extra)
+
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """--model, --device, --precision, --batch-tokens, --max-length."""
@@ -67,7 +76,7 @@ def progress_flag(args: argparse.Namespace) -> bool | None:
 
 
 def add_query_args(p: argparse.ArgumentParser) -> None:
-    """--query (repeatable), --queries FILE, -k, --json."""
+    """--query (repeatable), --queries FILE, -k, --json, --instruction."""
     p.add_argument(
         "--query", "-q", action="append", default=[], metavar="Q", help="a query (repeat for more)"
     )
@@ -78,6 +87,7 @@ def add_query_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-k", type=int, default=10, help="results per query (default: 10)")
     p.add_argument("--json", action="store_true", help="one JSON object per query on stdout (JSON Lines)")
+    add_instruction_arg(p)
 
 
 def read_queries(args: argparse.Namespace) -> tuple[list[str], list[str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from e5kit.cli.common import add_model_args, model_loader, progress_flag
+from e5kit.cli.common import add_instruction_arg, add_model_args, model_loader, progress_flag
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="field joined before the text as title + ' ' + text (default: title; '' for none)")
     p.add_argument("--id-field", default="_id", help="id field (default: _id, then id)")
     p.add_argument("--no-normalize", action="store_true", help="skip L2 normalization")
+    add_instruction_arg(p, " (with --role query)")
     add_model_args(p)
     p.set_defaults(run=run)
 
@@ -37,6 +38,6 @@ def run(args: argparse.Namespace) -> int:
     fields = CorpusFields(id=args.id_field, title=args.title_field or None, text=args.text_field)
     path, count = encode_file(model_loader(args), args.input, args.output, role=args.role, fields=fields,
                               normalize=not args.no_normalize, show_progress=progress_flag(args),
-                              overwrite=args.overwrite)
+                              overwrite=args.overwrite, instruction=args.instruction)
     logging.getLogger("e5kit").info("wrote %d embeddings to %s", count, path)
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from e5kit.cli.common import add_instruction_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a model (or bm25) on BEIR/MTEB-style tasks",
@@ -26,10 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-tokens", type=int, default=None, metavar="N", help="token budget per batch")
     p.add_argument("--ignore-identical-ids", action="store_true",
                    help="retrieval: drop a retrieved document whose id equals the query id (ArguAna-like sets)")
-    p.add_argument("--instruction", default=None, metavar="TEXT",
-                   help="instruct models (multilingual-e5-large-instruct, e5-mistral-7b-instruct): the task "
-                        "description for every task of this run, e.g. for your own TYPE:PATH data; default: the "
-                        "registered task's (docs/eval.md), else the model's default. Refused for other models.")
+    add_instruction_arg(p, "; here for every task of this run (e.g. your own TYPE:PATH data), default the "
+                           "registered task's (docs/eval.md), else the model's")
     p.add_argument("--table", default=None, metavar="FILE", help="also write the Markdown table to FILE")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run)

@@ -158,7 +158,8 @@ def run_search(args: argparse.Namespace) -> int:
     from e5kit.index.store import DenseIndex
 
     options = SearchOptions(alpha=args.alpha, vectors=args.vectors, ann=args.ann, nprobe=args.nprobe,
-                            refine=args.refine, ef_search=args.ef_search, show_progress=progress_flag(args))
+                            refine=args.refine, ef_search=args.ef_search, show_progress=progress_flag(args),
+                            instruction=args.instruction)
     qids, queries = read_queries(args)
     # every check before the model loads: folder, files, options (the checksums too with --verify)
     index = prepare(DenseIndex.open(args.index, verify=args.verify), k=args.k, method=args.method, options=options)

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     fields = CorpusFields(id=args.id_field, title=args.title_field or None, text=args.text_field)
     result = search_corpus(args.corpus, queries, model=load_model(args), k=args.k, cache_dir=args.cache_dir,
                            normalize=not args.no_normalize, fields=fields, skip_empty=args.skip_empty,
-                           show_progress=progress_flag(args))
+                           show_progress=progress_flag(args), instruction=args.instruction)
     logging.getLogger("e5kit").info("%s", result.summary())
     print_results(qids, queries, result.hits, as_json=args.json, texts=result.hit_texts())
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from e5kit.cli.common import add_model_args, load_model
+from e5kit.cli.common import add_instruction_arg, add_model_args, load_model
 from e5kit.cli.render import format_matrix
 
 
@@ -15,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--query", "-Q", action="append", required=True, help="a query (repeat for more)")
     p.add_argument("--passage", "-P", action="append", required=True, help="a passage (repeat for more)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_instruction_arg(p)
     add_model_args(p)
     p.set_defaults(run=run)
 
@@ -23,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     e5 = load_model(args)
-    scores = e5.similarity(e5.encode_queries(args.query), e5.encode_passages(args.passage)) * 100
+    scores = e5.similarity(e5.encode_queries(args.query, instruction=args.instruction),
+                           e5.encode_passages(args.passage)) * 100
     if args.json:
         print(json.dumps({"model": e5.name, "prompts": e5.prompts, "scores": scores.round(4).tolist()}))
     else:

@@ -100,6 +100,7 @@ class CorpusSearchSettings:
     fields: CorpusFields = BEIR_FIELDS
     skip_empty: bool = False  # leave out records with empty text (else an error naming them)
     show_progress: bool | None = None
+    instruction: str | None = None  # instruct models: the task description in the query prompt (not cached)
 
 
 def corpus_index(corpus: Any, model: Any, settings: CorpusSearchSettings | None = None,
@@ -128,7 +129,8 @@ def search_corpus(corpus: Any, queries: Sequence[str], *, model: Any, k: int = 1
     if not queries:
         raise ValueError("give at least one query")
     index, encoded = corpus_index(corpus, model, o)
-    return CorpusSearch(index.search(model, queries, k, show_progress=o.show_progress), index, encoded)
+    return CorpusSearch(index.search(model, queries, k, show_progress=o.show_progress, instruction=o.instruction),
+                        index, encoded)
 
 
 def fetch_records(index: DenseIndex, rows: set[int]) -> dict[int, TextRecord]:

@@ -70,19 +70,20 @@ class HybridSearcher:
     """Dense, BM25, or their fusion (RRF or weighted), selectable per query.
 
     `alpha` weighs dense against BM25 (alpha * dense + (1 - alpha) * bm25, for both fusions);
-    `depth` is how many results of each system are fused.
+    `depth` is how many results of each system are fused. `instruction`: an instruct model's task description,
+    put into the prompt of every query this searcher encodes.
     """
 
-    def __init__(self, dense: DenseIndex, bm25: Any, model: Any) -> None:
+    def __init__(self, dense: DenseIndex, bm25: Any, model: Any, instruction: str | None = None) -> None:
         if len(bm25.ids) != len(dense):
             raise IndexFormatError(
                 f"the BM25 index has {len(bm25.ids)} documents, the dense index {len(dense)}"
             )
         dense.check_model(model)
-        self.dense, self.bm25, self.model = dense, bm25, model
+        self.dense, self.bm25, self.model, self.instruction = dense, bm25, model, instruction
 
     @classmethod
-    def open(cls, dense: DenseIndex, model: Any) -> HybridSearcher:
+    def open(cls, dense: DenseIndex, model: Any, instruction: str | None = None) -> HybridSearcher:
         from e5kit.index.bm25 import BM25Index
 
         folder = bm25_folder(dense)
@@ -90,7 +91,7 @@ class HybridSearcher:
             raise IndexFormatError(
                 f"{dense.folder} has no BM25 index; make one with `e5kit index bm25 {dense.folder}`"
             )
-        return cls(dense, BM25Index.load(folder), model)
+        return cls(dense, BM25Index.load(folder), model, instruction)
 
     def search(
         self,
@@ -126,6 +127,7 @@ class HybridSearcher:
                 [queries[i] for i in need_dense],
                 normalize=self.dense.settings.normalize,
                 show_progress=show_progress,
+                instruction=self.instruction,
             )
             scores, rows = self.dense.search_vectors(q, depth, vectors=vectors)
             for i, s, r in zip(need_dense, scores, rows, strict=True):

@@ -33,6 +33,7 @@ class SearchOptions:
     refine: int | None = None
     ef_search: int | None = None
     show_progress: bool | None = None
+    instruction: str | None = None  # instruct models: the task description in the query prompt
 
     def __post_init__(self) -> None:
         from e5kit.index.ann import ANN_KINDS, check_params
@@ -109,12 +110,14 @@ def search(index: DenseIndex | str | os.PathLike[str], queries: Sequence[str], *
     if method != "dense":
         from e5kit.index.hybrid import HybridSearcher
 
-        return HybridSearcher.open(dense, model).search(queries, k, method=method, alpha=o.alpha,
-                                                         vectors=o.vectors, show_progress=o.show_progress)
+        return HybridSearcher.open(dense, model, o.instruction).search(
+            queries, k, method=method, alpha=o.alpha, vectors=o.vectors, show_progress=o.show_progress)
     if o.ann:
         from e5kit.index.ann import AnnIndex
 
         dense.check_model(model)
-        q = model.encode_queries(list(queries), normalize=dense.settings.normalize, show_progress=o.show_progress)
+        q = model.encode_queries(list(queries), normalize=dense.settings.normalize, show_progress=o.show_progress,
+                                 instruction=o.instruction)
         return dense.hits(*AnnIndex.load(dense, o.ann).search(q, k, **o.ann_overrides()))
-    return dense.search(model, list(queries), k, vectors=o.vectors, show_progress=o.show_progress)
+    return dense.search(model, list(queries), k, vectors=o.vectors, show_progress=o.show_progress,
+                        instruction=o.instruction)

@@ -204,12 +204,14 @@ class DenseIndex:
         *,
         vectors: str = "float",
         show_progress: bool | None = None,
+        instruction: str | None = None,
     ) -> list[list[Hit]]:
-        """Encode `queries` with the model's query prompt (model must match the index) and search exactly."""
+        """Encode `queries` with the model's query prompt (model must match the index) and search exactly;
+        `instruction` is the task description of an instruct model's query prompt."""
         self.check_model(model)
         if isinstance(queries, str):
             queries = [queries]
         q = model.encode_queries(
-            list(queries), normalize=self.settings.normalize, show_progress=show_progress
+            list(queries), normalize=self.settings.normalize, show_progress=show_progress, instruction=instruction
         )
         return self.hits(*self.search_vectors(q, k, vectors=vectors))
