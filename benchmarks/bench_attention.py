@@ -37,14 +37,13 @@ def parse_lengths(text: str) -> list[int]:
 
 def layer_for(heads: int, head_dim: int, dtype):
     """A packed BERT layer of this width (random weights: only its attention is timed)."""
-    import torch
     from transformers import BertConfig
     from transformers.models.bert.modeling_bert import BertLayer
 
     from e5kit.model.packed import _PackedLayer
 
     cfg = BertConfig(hidden_size=heads * head_dim, num_attention_heads=heads, intermediate_size=4 * heads * head_dim)
-    return _PackedLayer(BertLayer(cfg).to(dtype).eval(), heads, fuse=False), torch
+    return _PackedLayer(BertLayer(cfg).to(dtype).eval(), heads, fuse=False)
 
 
 def time_call(fn, reps: int) -> float:
@@ -64,7 +63,7 @@ def row(dtype, batch, heads: int, head_dim: int, reps: int) -> str:
     from e5kit.model import native_attention as na
 
     name = str(dtype).removeprefix("torch.")
-    layer, _ = layer_for(heads, head_dim, dtype)
+    layer = layer_for(heads, head_dim, dtype)
     qkv = torch.randn(batch.tokens, 3 * heads * head_dim, generator=torch.Generator().manual_seed(0)).to(dtype)
     want = na.reference(qkv.double(), batch.offsets, heads)
     call = lambda: layer.attend(qkv, batch, "padded")  # noqa: E731

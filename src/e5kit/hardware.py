@@ -1,7 +1,7 @@
 """What this machine's CPU is and can do: the one place e5kit reads /proc/cpuinfo.
 
-The bench prints the model and the matrix-unit flags with its results; the native AMX attention kernel
-(model/native_attention.py) is built only where the flags it compiles for are present.
+The bench prints the model and the matrix-unit flags with its results; e5kit's attention kernels
+(model/native_attention.py) run only where the flags they need are present.
 """
 
 from __future__ import annotations

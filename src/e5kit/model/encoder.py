@@ -166,7 +166,8 @@ class TransformerEncoder:
             self.attention()  # builds and checks e5kit's attention kernel now, not inside the first request
 
     def attention(self) -> str:
-        """Which attention runs: 'native' (e5kit's kernel: bf16 on AMX, fp32 on AVX-512), 'sdpa-jagged' or 'sdpa'."""
+        """Which attention runs: 'native' (e5kit's kernels: bf16 on AMX, fp32 on AVX-512/AVX2), 'sdpa-jagged' or
+        'sdpa'."""
         from e5kit.model import native_attention
 
         if self.backend == "jagged":

@@ -24,6 +24,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from importlib import resources
@@ -113,20 +114,18 @@ def _build(compiler: str) -> Path:
     lib = folder / f"attention-{key}.so"
     if lib.exists():
         return lib
+    from e5kit.io.atomic import atomic_path
+
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{lib.stem}.{os.getpid()}.{threading.get_ident()}"
-    src, obj = tmp.with_suffix(".cpp"), tmp.with_suffix(".o")
-    try:
+    # whole or not at all: another process may be loading the library while this one builds it
+    with tempfile.TemporaryDirectory(prefix="e5kit-kernel-") as work, atomic_path(lib) as tmp:
+        src, obj = Path(work) / SOURCE, Path(work) / "attention.o"
         src.write_bytes(source)
         for cmd in ([compiler, *COMPILE_FLAGS, "-c", str(src), "-o", str(obj)],
-                    [compiler, "-shared", str(obj), "-o", str(tmp.with_suffix(".so"))]):
+                    [compiler, "-shared", str(obj), "-o", str(tmp)]):
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
             if done.returncode != 0:
                 raise RuntimeError(f"{' '.join(cmd[:2])} ... failed: {(done.stderr or done.stdout).strip()[-600:]}")
-        os.replace(tmp.with_suffix(".so"), lib)  # whole or not at all: another process may be loading it
-    finally:
-        for p in (src, obj, tmp.with_suffix(".so")):
-            p.unlink(missing_ok=True)
     return lib
 
 
